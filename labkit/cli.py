@@ -1,0 +1,50 @@
+"""The `labkit` command: one subcommand per tool."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="labkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("doctor", help="check engine, compose, swarm, base images and ports; say how to fix")
+    images = sub.add_parser("images", help="pull the base images, or build offline stand-ins")
+    images.add_argument("tags", nargs="*", help="only these tags (default: all)")
+    release = sub.add_parser("release", help="regenerate exercises/ from solutions/")
+    release.add_argument("--check", action="store_true", help="only report whether exercises/ is up to date")
+    check = sub.add_parser("check-grades", help="assert a grades.json scored full marks or zero")
+    check.add_argument("grades")
+    check.add_argument("--expect", choices=("full", "zero"), required=True)
+    check.add_argument("--same-tests-as", help="another grades.json that must hold the same tests")
+    sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
+
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        from labkit.doctor import run_doctor
+
+        return run_doctor()
+    if args.command == "images":
+        from labkit.images import ensure_all
+
+        ensure_all(args.tags)
+        return 0
+    if args.command == "release":
+        from labkit.release import release
+
+        return release(check=args.check)
+    if args.command == "check-grades":
+        from labkit.report import check_grades
+
+        return check_grades(args.grades, args.expect, args.same_tests_as)
+    if args.command == "clean":
+        from labkit.resources import clean_all
+
+        clean_all()
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Generate exercises/ from solutions/: every solution region becomes a TODO stub.
+
+A region starts at a line `# BEGIN SOLUTION` and ends at `# END SOLUTION` (the same comment
+syntax serves Python, Dockerfile, YAML, nginx conf and .dockerignore). The region's own
+`# TODO ...` lines are kept: they tell the student what to write. In Python, an indented region
+also gets `raise NotImplementedError`, so the stub still parses and fails loudly when called.
+"""
+from __future__ import annotations
+
+import filecmp
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+EXERCISES = ROOT / "exercises"
+BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".ipynb_checkpoints")
+
+
+class MarkerError(ValueError):
+    """Unmatched, nested or instruction-less solution markers."""
+
+
+def stub_text(text: str, where: str = "<text>", python: bool = False) -> str:
+    """The student's version of one file's text."""
+    out: list[str] = []
+    region: list[str] | None = None
+    begin_line = 0
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
+        marker = line.strip()
+        if marker.startswith(BEGIN):
+            if region is not None:
+                raise MarkerError(f"{where}:{number}: nested '{BEGIN}' (the region opened at line {begin_line})")
+            region, begin_line = [], number
+            indent = line[: len(line) - len(line.lstrip())]
+        elif marker.startswith(END):
+            if region is None:
+                raise MarkerError(f"{where}:{number}: '{END}' without a '{BEGIN}'")
+            todos = [l for l in region if l.strip().startswith("# TODO")]
+            if not todos:
+                raise MarkerError(f"{where}:{begin_line}: a solution region needs a '# TODO ...' line for the student")
+            out.extend(todos)
+            if python and indent:
+                out.append(f'{indent}raise NotImplementedError("TODO: see the comment above")\n')
+            region = None
+        elif region is not None:
+            region.append(line)
+        else:
+            out.append(line)
+    if region is not None:
+        raise MarkerError(f"{where}:{begin_line}: '{BEGIN}' is never closed")
+    return "".join(out)
+
+
+def has_markers(text: str) -> bool:
+    return BEGIN in text or END in text
+
+
+def generate(solutions: Path, exercises: Path) -> None:
+    """Write the exercises tree for a solutions tree (exercises must not exist yet)."""
+    shutil.copytree(solutions, exercises, ignore=JUNK)
+    for path in sorted(exercises.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        if has_markers(text):
+            where = str(path.relative_to(exercises))
+            path.write_text(stub_text(text, where, python=path.suffix == ".py"))
+
+
+def differences(left: Path, right: Path) -> list[str]:
+    """Relative paths that differ between two trees (missing on either side included)."""
+    found: list[str] = []
+
+    def walk(cmp: filecmp.dircmp, prefix: str) -> None:
+        for name in cmp.left_only + cmp.right_only + cmp.diff_files + cmp.funny_files:
+            found.append(prefix + name)
+        for name, sub in cmp.subdirs.items():
+            walk(sub, f"{prefix}{name}/")
+
+    walk(filecmp.dircmp(left, right, ignore=["__pycache__", ".pytest_cache", ".ipynb_checkpoints"]), "")
+    return sorted(found)
+
+
+def release(check: bool = False) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / "exercises"
+        try:
+            generate(SOLUTIONS, fresh)
+        except MarkerError as error:
+            print(f"release: {error}", file=sys.stderr)
+            return 1
+        if check:
+            changed = differences(fresh, EXERCISES) if EXERCISES.exists() else ["exercises/ (missing)"]
+            if changed:
+                print("exercises/ is not what 'labkit release' makes from solutions/; run 'make release'. Differs:")
+                for name in changed:
+                    print(f"  {name}")
+                return 1
+            print("exercises/ is up to date with solutions/")
+            return 0
+        shutil.rmtree(EXERCISES, ignore_errors=True)
+        shutil.copytree(fresh, EXERCISES)
+    print(f"exercises/ regenerated from solutions/ ({sum(1 for p in EXERCISES.rglob('*') if p.is_file())} files)")
+    return 0

