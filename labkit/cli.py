@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("grades")
     check.add_argument("--expect", choices=("full", "zero"), required=True)
     check.add_argument("--same-tests-as", help="another grades.json that must hold the same tests")
-    sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
+    clean = sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
+    clean.add_argument("--check", action="store_true", help="only fail when something was left")
 
     args = parser.parse_args(argv)
     if args.command == "doctor":
@@ -39,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return check_grades(args.grades, args.expect, args.same_tests_as)
     if args.command == "clean":
-        from labkit.resources import clean_all
+        from labkit.resources import clean_all, leftovers
 
-        clean_all()
-        return 0
+        return leftovers() if args.check else clean_all()
     return 2
 
 

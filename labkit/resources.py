@@ -14,6 +14,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 RUN_LABEL = "labkit.run"
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 
 
 def new_run_id() -> str:
@@ -21,14 +22,22 @@ def new_run_id() -> str:
 
 
 def unique_name(run_id: str, *parts: str) -> str:
-    """A Docker-safe name that cannot collide with another run's."""
+    """A Docker-safe name that cannot collide with another run's (also a compose project name)."""
     return "-".join(["labkit", run_id, *parts]).lower()
+
+
+def owned(labels: dict | None, run_id: str | None) -> bool:
+    """Whether a Docker object belongs to this run (or, with None, any run): by our label, or by a
+    compose project named with unique_name (compose objects carry the files' labels, not ours)."""
+    labels = labels or {}
+    prefix = unique_name(run_id) if run_id else "labkit-"
+    if RUN_LABEL in labels:
+        return run_id is None or labels[RUN_LABEL] == run_id
+    return labels.get(COMPOSE_PROJECT_LABEL, "").startswith(prefix)
 
 
 def remove_labelled(client: docker.DockerClient, run_id: str | None = None) -> list[str]:
     """Remove what one run (or, with None, every run) left; returns what was removed."""
-    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-    filters = {"label": selector}
     removed: list[str] = []
 
     def attempt(what: str, remove) -> None:
@@ -40,19 +49,43 @@ def remove_labelled(client: docker.DockerClient, run_id: str | None = None) -> l
         except APIError as error:
             print(f"[labkit] could not remove {what}: {error.explanation}")
 
-    for container in client.containers.list(all=True, filters=filters):
+    things = find_owned(client, run_id)
+    for container in things["container"]:
         attempt(f"container {container.name}", lambda c=container: c.remove(force=True, v=True))
-    for network in client.networks.list(filters=filters):
+    for network in things["network"]:
         attempt(f"network {network.name}", network.remove)
-    for volume in client.volumes.list(filters=filters):
+    for volume in things["volume"]:
         attempt(f"volume {volume.name}", lambda v=volume: v.remove(force=True))
-    for image in client.images.list(filters=filters):
+    for image in things["image"]:
         for tag in image.tags or [image.id]:
             attempt(f"image {tag}", lambda t=tag: client.images.remove(t, force=True, noprune=True))
     return removed
 
 
-def clean_all() -> None:
-    client = docker.from_env()
-    removed = remove_labelled(client)
+def find_owned(client: docker.DockerClient, run_id: str | None) -> dict[str, list]:
+    """Containers, networks, volumes and images of one run (or of every run, with None)."""
+    def mine(objects, labels_of=lambda o: o.attrs.get("Labels")):
+        return [o for o in objects if owned(labels_of(o), run_id)]
+
+    return {
+        "container": mine(client.containers.list(all=True), lambda c: c.labels),
+        "network": mine(client.networks.list(greedy=False)),
+        "volume": mine(client.volumes.list()),
+        "image": mine(client.images.list(filters={"label": RUN_LABEL}), lambda i: i.labels),
+    }
+
+
+def clean_all() -> int:
+    removed = remove_labelled(docker.from_env())
     print("\n".join(removed) if removed else "nothing left by the grader")
+    return 0
+
+
+def leftovers() -> int:
+    """1 when a grading run left a container, network, volume or image behind."""
+    things = find_owned(docker.from_env(), None)
+    left = [f"{kind} {getattr(o, 'name', None) or (o.tags or [o.id])[0]}" for kind, objs in things.items() for o in objs]
+    for thing in left:
+        print(f"left behind: {thing}")
+    print("nothing left behind" if not left else "run 'make clean' to remove it")
+    return 1 if left else 0

@@ -1,0 +1,78 @@
+# Deploying an ML service: one make target per thing you do. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+LABKIT := $(BIN)/labkit
+PYTEST := $(BIN)/pytest
+TARGET ?= exercises
+BUILD := build
+export DOCKER_BUILDKIT := 0
+export COMPOSE_DOCKER_CLI_BUILD := 0
+
+.PHONY: help setup venv doctor images up down grade test test-unit test-graded test-stubs \
+        test-notebooks notebooks release release-check clean
+
+help: ## show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+venv: $(BIN)/.installed
+
+setup: venv ## install everything: Python deps, Docker engine + compose (if missing), base images
+	@PYTHON=$(BIN)/python bash labkit/setup_host.sh
+	@$(LABKIT) images
+
+doctor: venv ## check the machine: engine, compose, swarm, base images, ports
+	@$(LABKIT) doctor
+
+images: venv ## pull the base images, or build offline stand-ins
+	@$(LABKIT) images
+
+up: setup ## start the week's ML service and call it like the lecture does
+	docker compose up --detach --build --wait --wait-timeout 180
+	@$(BIN)/python -m labkit.demo
+
+down: ## stop the service and remove its containers, networks and volumes
+	docker compose down --volumes --remove-orphans
+
+grade: setup ## grade TARGET (exercises, solutions, or a path): table + grades.json
+	@$(PYTEST) tests/graded --target $(TARGET) -q --no-header -p no:warnings || true
+	@echo "Grades in grades.json (per requirement, with feedback)."
+
+notebooks: setup ## open the week's notebooks in Jupyter
+	$(BIN)/jupyter notebook notebooks/
+
+release: venv ## regenerate exercises/ from solutions/
+	@$(LABKIT) release
+
+release-check: venv ## fail when exercises/ is not what release makes
+	@$(LABKIT) release --check
+
+test-unit: setup
+	$(PYTEST) tests --ignore=tests/graded -q
+
+test-graded: setup
+	@mkdir -p $(BUILD)
+	$(PYTEST) tests/graded --target solutions --grades-json $(BUILD)/grades-solutions.json -q || true
+	$(LABKIT) check-grades $(BUILD)/grades-solutions.json --expect full
+
+test-stubs: test-graded
+	$(PYTEST) tests/graded --target exercises --grades-json $(BUILD)/grades-exercises.json -q >/dev/null || true
+	$(LABKIT) check-grades $(BUILD)/grades-exercises.json --expect zero --same-tests-as $(BUILD)/grades-solutions.json
+
+test-notebooks: setup
+	$(PYTEST) --nbval-lax --nbval-current-env notebooks -q
+
+test: setup release-check test-unit test-graded test-stubs test-notebooks ## everything: unit, graded (solutions 100 %, stubs 0), notebooks
+	@$(LABKIT) clean --check
+
+clean: venv ## remove whatever a grading run left in Docker
+	@$(LABKIT) clean
