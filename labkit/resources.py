@@ -81,10 +81,28 @@ def clean_all() -> int:
     return 0
 
 
+def run_of(obj) -> str:
+    """The run id an owned object belongs to."""
+    labels = getattr(obj, "labels", None) or obj.attrs.get("Labels") or {}
+    return labels.get(RUN_LABEL) or labels.get(COMPOSE_PROJECT_LABEL, "").removeprefix("labkit-")
+
+
+def finished(run_id: str) -> bool:
+    """Whether the pytest process of a run (its id starts with the pid) has ended."""
+    try:
+        os.kill(int(run_id.split("-")[0]), 0)
+    except (ValueError, ProcessLookupError):
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def leftovers() -> int:
-    """1 when a grading run left a container, network, volume or image behind."""
+    """1 when a finished grading run left a container, network, volume or image behind."""
     things = find_owned(docker.from_env(), None)
-    left = [f"{kind} {getattr(o, 'name', None) or (o.tags or [o.id])[0]}" for kind, objs in things.items() for o in objs]
+    left = [f"{kind} {getattr(o, 'name', None) or (o.tags or [o.id])[0]}"
+            for kind, objs in things.items() for o in objs if finished(run_of(o))]
     for thing in left:
         print(f"left behind: {thing}")
     print("nothing left behind" if not left else "run 'make clean' to remove it")
