@@ -15,6 +15,7 @@ from docker.errors import APIError, NotFound
 
 RUN_LABEL = "labkit.run"
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+STACK_LABEL = "com.docker.stack.namespace"
 
 
 def new_run_id() -> str:
@@ -33,7 +34,8 @@ def owned(labels: dict | None, run_id: str | None) -> bool:
     prefix = unique_name(run_id) if run_id else "labkit-"
     if RUN_LABEL in labels:
         return run_id is None or labels[RUN_LABEL] == run_id
-    return labels.get(COMPOSE_PROJECT_LABEL, "").startswith(prefix)
+    project = labels.get(COMPOSE_PROJECT_LABEL) or labels.get(STACK_LABEL) or ""
+    return project.startswith(prefix)
 
 
 def remove_labelled(client: docker.DockerClient, run_id: str | None = None) -> list[str]:
@@ -50,6 +52,10 @@ def remove_labelled(client: docker.DockerClient, run_id: str | None = None) -> l
             print(f"[labkit] could not remove {what}: {error.explanation}")
 
     things = find_owned(client, run_id)
+    for service in things["service"]:  # first: swarm would replace their containers
+        attempt(f"service {service.name}", service.remove)
+    for config in things["config"]:
+        attempt(f"config {config.name}", config.remove)
     for container in things["container"]:
         attempt(f"container {container.name}", lambda c=container: c.remove(force=True, v=True))
     for network in things["network"]:
@@ -67,7 +73,10 @@ def find_owned(client: docker.DockerClient, run_id: str | None) -> dict[str, lis
     def mine(objects, labels_of=lambda o: o.attrs.get("Labels")):
         return [o for o in objects if owned(labels_of(o), run_id)]
 
+    swarm = client.info().get("Swarm", {}).get("ControlAvailable", False)
     return {
+        "service": mine(client.services.list(), lambda s: s.attrs["Spec"].get("Labels")) if swarm else [],
+        "config": mine(client.configs.list(), lambda c: c.attrs["Spec"].get("Labels")) if swarm else [],
         "container": mine(client.containers.list(all=True), lambda c: c.labels),
         "network": mine(client.networks.list(greedy=False)),
         "volume": mine(client.volumes.list()),
@@ -83,15 +92,17 @@ def clean_all() -> int:
 
 def run_of(obj) -> str:
     """The run id an owned object belongs to."""
-    labels = getattr(obj, "labels", None) or obj.attrs.get("Labels") or {}
-    return labels.get(RUN_LABEL) or labels.get(COMPOSE_PROJECT_LABEL, "").removeprefix("labkit-")
+    labels = getattr(obj, "labels", None) or obj.attrs.get("Labels") or obj.attrs.get("Spec", {}).get("Labels") or {}
+    project = labels.get(COMPOSE_PROJECT_LABEL) or labels.get(STACK_LABEL) or ""
+    return labels.get(RUN_LABEL) or project.removeprefix("labkit-")
 
 
 def finished(run_id: str) -> bool:
     """Whether the pytest process of a run (its id starts with the pid) has ended."""
+    pids = [part for part in run_id.split("-") if part.isdigit()]
     try:
-        os.kill(int(run_id.split("-")[0]), 0)
-    except (ValueError, ProcessLookupError):
+        os.kill(int(pids[0]), 0)
+    except (IndexError, ValueError, ProcessLookupError):
         return True
     except PermissionError:
         return False

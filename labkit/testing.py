@@ -36,7 +36,8 @@ def feedback(expected: str, got: str, container=None) -> str:
     return f"expected {expected}; got {got}{log_tail(container) if container is not None else ''}"
 
 
-def build_image(client: docker.DockerClient, context: Path, tag: str, run_id: str) -> tuple[str, list[str]]:
+def build_image(client: docker.DockerClient, context: Path, tag: str, run_id: str,
+                buildargs: dict | None = None) -> tuple[str, list[str]]:
     """Build `context` with the classic builder; returns (image id, build output lines)."""
     if not (context / "Dockerfile").is_file():
         raise Feedback(f"expected a Dockerfile in {context.name}/; there is none")
@@ -44,7 +45,8 @@ def build_image(client: docker.DockerClient, context: Path, tag: str, run_id: st
     image_id = None
     try:
         for chunk in client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
-                                      labels={RUN_LABEL: run_id}, timeout=BUILD_TIMEOUT):
+                                      labels={RUN_LABEL: run_id}, buildargs=buildargs,
+                                      timeout=BUILD_TIMEOUT):
             if "stream" in chunk:
                 lines.extend(l for l in chunk["stream"].splitlines() if l.strip())
             if "aux" in chunk:

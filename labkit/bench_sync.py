@@ -1,0 +1,302 @@
+"""Benchmark of lab 04's synchronous service: `python -m labkit.bench_sync` (make bench-sync).
+
+It builds and starts, on 127.0.0.1 ports:
+  - the lab's service (solutions/04-flask-serving: gunicorn, 2 sync workers), fast model, no cache;
+  - the same image with the slow model (MODEL_DELAY_MS) behind memcached:1.6, for cache hit vs miss;
+  - the lecture's Flask development server (labs/01-docker/lecture-server), a baseline;
+and drives them with a load client in separate processes (raw sockets, one TCP connection per
+request, as `requests.post` without a session does). In the same run it measures the ceilings:
+the same server's GET /health (the HTTP stack alone) and an in-process model.predict loop (the
+model alone). One table, ratios against the baselines, then every container is removed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from labkit.resources import RUN_LABEL, new_run_id, remove_labelled, unique_name
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_CONTEXT = ROOT / "solutions" / "04-flask-serving"
+LECTURE_CONTEXT = ROOT / "labs" / "01-docker" / "lecture-server"
+SERVICE_TAG, LECTURE_TAG = "labkit-bench/sync-service:latest", "labkit-bench/lecture-server:latest"
+ROW = [5.1, 3.5, 1.4, 0.2]
+SLOW_MS = 20
+MAX_REQUESTS_PER_THREAD = 200_000  # a bound on every load loop, besides its duration
+
+
+# ---------------------------------------------------------------- the load client (runs in child processes)
+
+def http_request(method: str, path: str, body: bytes = b"") -> bytes:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def one_request(port: int, payload: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+    """Send one request on a new connection, read until the server closes; (status, head)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(payload)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    status = int(data[9:12]) if data.startswith(b"HTTP/") else 0
+    return status, data.split(b"\r\n\r\n", 1)[0]
+
+
+def unique_payload(path: str, counter: int, salt: int) -> bytes:
+    """A single-row request nobody sent before (a guaranteed cache miss)."""
+    value = 4.0 + ((salt * 7_919_999 + counter) % 3_000_000) * 1e-6
+    return http_request("POST", path, json.dumps({"data": [[round(value, 6), 3.5, 1.4, 0.2]]}).encode())
+
+
+def load_worker(port: int, method: str, path: str, body: bytes, unique: bool, threads: int,
+                start_at: float, duration: float, salt: int, queue) -> None:
+    """One client process: `threads` connections in a closed loop for `duration` seconds."""
+    payload = http_request(method, path, body)
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def loop(thread_number: int) -> None:
+        mine, bad = [], 0
+        while time.time() < start_at:
+            time.sleep(0.001)
+        deadline = start_at + duration
+        for counter in range(MAX_REQUESTS_PER_THREAD):
+            if time.time() >= deadline:
+                break
+            started = time.perf_counter()
+            data = unique_payload(path, counter, salt * 1000 + thread_number) if unique else payload
+            try:
+                status, _ = one_request(port, data)
+            except OSError:
+                status = 0
+            if status == 200:
+                mine.append(time.perf_counter() - started)
+            else:
+                bad += 1
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    workers = [threading.Thread(target=loop, args=(n,), daemon=True) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(duration + 30)
+    queue.put((latencies, errors[0]))
+
+
+@dataclass
+class Result:
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def run_load(port: int, concurrency: int, duration: float, method: str = "POST", path: str = "/predict",
+             body: bytes = b"", unique: bool = False, processes: int = 2) -> Result:
+    """`concurrency` closed-loop connections spread over client processes, for `duration` seconds."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = max(1, min(processes, concurrency))
+    shares = [concurrency // processes + (1 if n < concurrency % processes else 0) for n in range(processes)]
+    start_at = time.time() + 1.5  # after the children have started
+    children = [context.Process(target=load_worker, args=(port, method, path, body, unique, share,
+                                                          start_at, duration, n, queue), daemon=True)
+                for n, share in enumerate(shares)]
+    for child in children:
+        child.start()
+    latencies: list[float] = []
+    errors = 0
+    for _ in children:
+        part, bad = queue.get(timeout=duration + 60)
+        latencies.extend(part)
+        errors += bad
+    for child in children:
+        child.join(10)
+    latencies.sort()
+    if not latencies:
+        return Result(0, errors, duration, float("nan"), float("nan"))
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return Result(len(latencies), errors, duration, statistics.median(latencies) * 1000, p99 * 1000)
+
+
+# ---------------------------------------------------------------- containers
+
+def build(client: docker.DockerClient, context: Path, tag: str) -> None:
+    print(f"building {tag} from {context.relative_to(ROOT)} ...", flush=True)
+    for chunk in client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True):
+        if "error" in chunk:
+            raise SystemExit(f"build of {context} failed: {chunk['error']}")
+
+
+def wait_healthy(port: int, path: str = "/health", timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"nothing answered on 127.0.0.1:{port}{path} within {timeout:.0f} s")
+
+
+def start(client, run_id: str, image: str, name: str, network: str, **env) -> int:
+    """Start a labelled container with port 8000 published on loopback; returns the host port."""
+    container = client.containers.run(image, name=unique_name(run_id, name), detach=True, network=network,
+                                      labels={RUN_LABEL: run_id}, environment=env,
+                                      ports={"8000/tcp": ("127.0.0.1", None)})
+    container.reload()
+    return int(container.ports["8000/tcp"][0]["HostPort"])
+
+
+# ---------------------------------------------------------------- in-process ceiling
+
+def in_process_rates(seconds: float = 2.0) -> tuple[float, float]:
+    """(single-row predicts per second, rows per second in 1,000-row batches) of the model itself."""
+    sys.path.insert(0, str(SERVICE_CONTEXT))
+    try:
+        from train import train
+        from service.model import load_model
+    finally:
+        sys.path.pop(0)
+    with tempfile.TemporaryDirectory() as folder:
+        train(Path(folder))
+        model = load_model(folder)
+
+    def rate(rows) -> float:
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds and count < 1_000_000:
+            model.predict(rows)
+            count += 1
+        return count * len(rows) / (time.perf_counter() - started)
+
+    return rate([ROW]), rate([ROW] * 1000)
+
+
+# ---------------------------------------------------------------- the run
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="lab 04 benchmark: sync serving against its ceilings")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (default 5)")
+    args = parser.parse_args(argv)
+    duration = args.duration
+    client = docker.from_env(timeout=300)
+    run_id = f"bench-{new_run_id()}"
+    began = time.monotonic()
+    network = None
+    try:
+        build(client, SERVICE_CONTEXT, SERVICE_TAG)
+        build(client, LECTURE_CONTEXT, LECTURE_TAG)
+        network = client.networks.create(unique_name(run_id, "net"), labels={RUN_LABEL: run_id})
+        client.containers.run("memcached:1.6", name=unique_name(run_id, "memcached"), detach=True,
+                              network=network.name, labels={RUN_LABEL: run_id})
+        memcached = unique_name(run_id, "memcached")
+        ports = {
+            "service": start(client, run_id, SERVICE_TAG, "service", network.name),
+            "slow": start(client, run_id, SERVICE_TAG, "slow", network.name, MODEL_DELAY_MS=str(SLOW_MS),
+                          CACHE_URL=f"memcached://{memcached}:11211"),
+            "lecture": start(client, run_id, LECTURE_TAG, "lecture", network.name),
+        }
+        for port in ports.values():
+            wait_healthy(port)
+        print(f"containers up after {time.monotonic() - began:.0f} s; {duration:.0f} s per measurement", flush=True)
+
+        single = json.dumps({"data": [ROW]}).encode()
+        batch = json.dumps({"data": [ROW] * 1000}).encode()
+        results: dict[tuple[str, int], Result] = {}
+        plan = [(what, c) for c in (1, 8, 64) for what in ("predict", "health", "lecture")]
+        plan += [("batch", 1), ("batch", 8), ("slow-miss", 8), ("slow-hit", 8)]
+        for what, concurrency in plan:
+            kwargs = {
+                "predict": dict(port=ports["service"], body=single),
+                "health": dict(port=ports["service"], method="GET", path="/health"),
+                "lecture": dict(port=ports["lecture"], body=single),
+                "batch": dict(port=ports["service"], body=batch),
+                "slow-miss": dict(port=ports["slow"], unique=True),
+                "slow-hit": dict(port=ports["slow"], body=single),
+            }[what]
+            if what == "slow-hit":  # the one request is cached before the measurement
+                one_request(ports["slow"], http_request("POST", "/predict", single))
+            results[what, concurrency] = run_load(concurrency=concurrency, duration=duration, **kwargs)
+            r = results[what, concurrency]
+            print(f"  {what:<10} c={concurrency:<3} {r.rps:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
+                  f"p99 {r.p99_ms:7.2f} ms  errors {r.errors}", flush=True)
+        single_rate, rows_rate = in_process_rates()
+        print_table(results, single_rate, rows_rate)
+    finally:
+        removed = remove_labelled(client, run_id)
+        print(f"removed {len(removed)} containers/networks of the benchmark; total {time.monotonic() - began:.0f} s")
+    return 0
+
+
+def print_table(results, single_rate: float, rows_rate: float) -> None:
+    lines = ["", "lab 04 sync serving benchmark (2 gunicorn sync workers; client: separate processes, "
+                 "1 TCP connection per request, 127.0.0.1)", ""]
+    lines.append(f"{'what':<44} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    names = {
+        "predict": "/predict 1 row (gunicorn, no cache)",
+        "health": "/health, same server (HTTP ceiling)",
+        "lecture": "/predict 1 row, lecture's Flask dev server",
+        "batch": "/predict 1,000 rows (gunicorn, no cache)",
+        "slow-miss": f"slow model ({SLOW_MS} ms), cache MISS",
+        "slow-hit": f"slow model ({SLOW_MS} ms), cache HIT",
+    }
+    for (what, concurrency), r in results.items():
+        lines.append(f"{names[what]:<44} {concurrency:>4} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>6}")
+    lines.append(f"{'in-process model.predict, 1 row':<44} {'':>4} {single_rate:>9.1f}")
+    lines.append(f"{'in-process model.predict, 1,000 rows (rows/s)':<44} {'':>4} {rows_rate:>9.0f}")
+    lines.append("")
+    lines.append("ratios")
+    for c in (1, 8, 64):
+        p, h, l = results["predict", c], results["health", c], results["lecture", c]
+        lines.append(f"  c={c:<3} /predict vs /health {p.rps / h.rps:6.0%}   vs lecture dev server "
+                     f"{p.rps / l.rps:5.1f}x   vs in-process predict {p.rps / single_rate:6.1%}")
+    for c in (1, 8):
+        b = results["batch", c]
+        lines.append(f"  c={c:<3} 1,000-row batches: {b.rps * 1000:,.0f} rows/s = "
+                     f"{b.rps * 1000 / rows_rate:.1%} of in-process predict ({rows_rate:,.0f} rows/s)")
+    miss, hit = results["slow-miss", 8], results["slow-hit", 8]
+    lines.append(f"  c=8   slow model: cache HIT {hit.rps / miss.rps:.1f}x the req/s of a MISS, "
+                 f"p50 {hit.p50_ms:.2f} vs {miss.p50_ms:.2f} ms")
+    p8, h8, l8 = results["predict", 8], results["health", 8], results["lecture", 8]
+    best_batch = max(results["batch", 1].rps, results["batch", 8].rps) * 1000
+    targets = [("/predict >= 60 % of /health req/s (c=8)", p8.rps / h8.rps >= 0.6),
+               (">= 3x the lecture's dev server (c=8)", p8.rps / l8.rps >= 3),
+               ("p99 <= 50 ms at c=8", p8.p99_ms <= 50),
+               ("1,000-row batches >= 30 % of in-process rows/s", best_batch / rows_rate >= 0.3)]
+    lines.append("targets: " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in targets))
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DOCKER_BUILDKIT", "0")
+    raise SystemExit(main())
