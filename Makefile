@@ -13,7 +13,7 @@ export DOCKER_BUILDKIT := 0
 export COMPOSE_DOCKER_CLI_BUILD := 0
 
 .PHONY: help setup venv doctor images up down grade test test-unit test-graded test-stubs \
-        test-notebooks notebooks release release-check clean
+        test-notebooks notebooks release release-check clean bench-sync
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ test-notebooks: setup
 
 test: setup release-check test-unit test-graded test-stubs test-notebooks ## everything: unit, graded (solutions 100 %, stubs 0), notebooks
 	@$(LABKIT) clean --check
+
+bench-sync: setup ## benchmark lab 04's sync service against its baselines (2-3 minutes)
+	$(BIN)/python -m labkit.bench_sync
 
 clean: venv ## remove whatever a grading run left in Docker
 	@$(LABKIT) clean
