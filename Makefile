@@ -13,7 +13,7 @@ export DOCKER_BUILDKIT := 0
 export COMPOSE_DOCKER_CLI_BUILD := 0
 
 .PHONY: help setup venv doctor images up down grade test test-unit test-graded test-stubs \
-        test-notebooks notebooks release release-check clean bench-sync
+        test-notebooks notebooks release release-check clean bench-sync bench-async grade-many
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ grade: setup ## grade TARGET (exercises, solutions, or a path): table + grades.j
 	@$(PYTEST) tests/graded --target $(TARGET) -q --no-header -p no:warnings || true
 	@echo "Grades in grades.json (per requirement, with feedback)."
 
+grade-many: setup ## grade every submission folder in DIR: grades.csv + feedback per student (JOBS=, LABS=, OUT=)
+	@test -n "$(DIR)" || { echo "usage: make grade-many DIR=/path/to/submissions [JOBS=2] [LABS=01-docker,...] [OUT=...]"; exit 2; }
+	@$(LABKIT) grade-many "$(DIR)" --jobs $(or $(JOBS),1) $(if $(LABS),--labs $(LABS)) $(if $(OUT),--out "$(OUT)")
+
 notebooks: setup ## open the week's notebooks in Jupyter
 	$(BIN)/jupyter notebook notebooks/
 
@@ -76,6 +80,9 @@ test: setup release-check test-unit test-graded test-stubs test-notebooks ## eve
 
 bench-sync: setup ## benchmark lab 04's sync service against its baselines (2-3 minutes)
 	$(BIN)/python -m labkit.bench_sync
+
+bench-async: setup ## sync vs async: 1,000 tasks end to end with 1 and 2 worker processes
+	$(BIN)/python -m labkit.bench_async
 
 clean: venv ## remove whatever a grading run left in Docker
 	@$(LABKIT) clean

@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("grades")
     check.add_argument("--expect", choices=("full", "zero"), required=True)
     check.add_argument("--same-tests-as", help="another grades.json that must hold the same tests")
+    from labkit.grade_many import add_arguments as grade_many_arguments
+
+    grade_many_arguments(sub.add_parser("grade-many", help="grade every submission folder in DIR: grades.csv, "
+                                        "feedback and results.json per student"))
     clean = sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
     clean.add_argument("--check", action="store_true", help="only fail when something was left")
 
@@ -39,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.report import check_grades
 
         return check_grades(args.grades, args.expect, args.same_tests_as)
+    if args.command == "grade-many":
+        from labkit.grade_many import run
+
+        return run(args)
     if args.command == "clean":
         from labkit.resources import clean_all, leftovers
 

@@ -137,7 +137,7 @@ def grade_one(student: str, target: Path, out_dir: Path, selection: list[str], e
     finally:
         shutil.rmtree(basetemp, ignore_errors=True)
     result.seconds = time.monotonic() - started
-    if code == "interrupted":
+    if code == "interrupted" or _stopping.is_set():
         result.error = "not graded: interrupted"
     elif code == "timeout":
         result.error = f"timed out after {timeout:.0f} s (see {run_dir / 'pytest.log'})"
@@ -295,7 +295,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when every submission was graded, 1 when one could not be, 2 on bad arguments."""
+    """Exit 0 when every submission was graded, 1 when one could not be, 2 on bad arguments,
+    130 when interrupted."""
     labs = [lab.strip() for lab in args.labs.split(",") if lab.strip()] if args.labs else None
     # `kill` / a CI time-out takes the same path as Ctrl-C: the running graders are stopped cleanly.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -305,6 +306,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"labkit grade-many: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("labkit grade-many: interrupted; no grades.csv written", file=sys.stderr)
+        return 130
     return 1 if any(r.grades is None for r in results) else 0
 
 

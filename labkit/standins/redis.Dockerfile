@@ -11,5 +11,4 @@ VOLUME /data
 USER redis
 EXPOSE 6379
 ENTRYPOINT ["docker-entrypoint.sh"]
-# Like the official image: no config file, so listen on every interface without protected mode.
-CMD ["redis-server", "--protected-mode", "no"]
+CMD ["redis-server"]

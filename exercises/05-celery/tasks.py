@@ -1,0 +1,48 @@
+"""The Celery side of the service: the app, its configuration, and the tasks.
+
+Run a worker:  celery -A tasks worker --loglevel=INFO
+Run the beat:  celery -A tasks beat --loglevel=INFO --schedule /tmp/celerybeat-schedule
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+import redis
+from celery import Celery
+
+from model import BATCH, MAX_DELAY, predict_rows, summarize
+
+# TODO: read the configuration from environment variables, with defaults that work locally:
+# TODO:   BROKER_URL (default redis://localhost:6379/0), RESULT_BACKEND (default redis://localhost:6379/1),
+# TODO:   REDIS_URL (where batch:last and the API's record of task ids live; default: RESULT_BACKEND),
+# TODO:   VISIBILITY_TIMEOUT (seconds, default 3600) and SCHEDULE_SECONDS (default 60).
+# TODO: create `app = Celery("tasks", broker=..., backend=...)` and set, with a comment on each saying why:
+# TODO:   task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+# TODO:   broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+# TODO:   task_track_started=True (so a running task reports STARTED),
+# TODO:   and a beat_schedule that runs "tasks.score_batch" every SCHEDULE_SECONDS.
+
+
+@functools.cache  # one client (and connection pool) per process
+def store() -> redis.Redis:
+    """The Redis that holds batch:last (and the API's record of issued task ids)."""
+    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+
+
+@app.task(name="tasks.predict")
+def predict(rows: list[list[float]], delay: float = 0.0) -> list[int]:
+    """The class id of each row; waits `delay` seconds first (a stand-in for a slow model)."""
+    # TODO: sleep `delay` seconds (at most MAX_DELAY), then return predict_rows(rows): a list of ints.
+    raise NotImplementedError("TODO: see the comment above")
+
+
+@app.task(name="tasks.score_batch")
+def score_batch() -> dict:
+    """The periodic job: score the whole batch and publish a JSON summary under batch:last."""
+    # TODO: predict every row of BATCH, build summary = summarize(classes), then add
+    # TODO:   "run": the new value of INCR batch:runs (counts the runs), and "finished_at": time.time();
+    # TODO: SET batch:last to json.dumps(summary) in store(), and return the summary.
+    raise NotImplementedError("TODO: see the comment above")

@@ -1,0 +1,125 @@
+"""Prose cannot drift from code: every fenced block marked ```bash runnable in README.md, week/**/*.md,
+labs/*/README.md and solutions/*/README.md is run (bash -euo pipefail, from the repository root,
+with .venv/bin first on PATH) and must exit 0 within its time limit.
+
+Mark a block runnable only when it is cheap (well under a minute) and safe: it leaves nothing behind
+(a block that starts a container or a stack removes it itself, also on failure: use `trap`), uses
+no fixed port that `make up` needs, and needs nothing that an earlier block left.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = ("README.md", "week/**/*.md", "labs/*/README.md", "solutions/*/README.md")
+TIMEOUT = 90  # seconds per block
+FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+
+
+@dataclass(frozen=True)
+class Block:
+    path: str
+    line: int
+    info: str
+    code: str
+
+    @property
+    def runnable(self) -> bool:
+        words = self.info.split()
+        return len(words) >= 2 and words[0] in ("bash", "sh", "shell") and "runnable" in words[1:]
+
+
+def fenced_blocks(text: str, path: str = "<text>") -> list[Block]:
+    """Every fenced code block of a Markdown text, with the line its fence opens on."""
+    blocks: list[Block] = []
+    opening = None
+    lines: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        match = FENCE.match(line)
+        if opening is None:
+            if match:
+                opening = (number, match["fence"], match["info"].strip())
+                lines = []
+        elif match and match["fence"][0] == opening[1][0] and len(match["fence"]) >= len(opening[1]) \
+                and not match["info"].strip():
+            blocks.append(Block(path, opening[0], opening[2], "\n".join(lines) + "\n"))
+            opening = None
+        else:
+            lines.append(line)
+    return blocks
+
+
+def documents() -> list[Path]:
+    return sorted({p for pattern in DOCUMENTS for p in ROOT.glob(pattern) if p.is_file()})
+
+
+def runnable_blocks() -> list[Block]:
+    return [b for doc in documents() for b in fenced_blocks(doc.read_text(), str(doc.relative_to(ROOT)))
+            if b.runnable]
+
+
+def test_the_block_parser_finds_runnable_blocks_only():
+    """Only ```bash runnable blocks count; other fences (also longer or tilde ones) are left alone."""
+    text = ("# t\n```bash\nmake up\n```\n````bash runnable\necho ```\necho one\n````\n"
+            "~~~python\nprint(1)\n~~~\n```bash runnable\necho two\n```\n")
+    blocks = fenced_blocks(text)
+    assert [b.info for b in blocks] == ["bash", "bash runnable", "python", "bash runnable"]
+    assert [(b.line, b.code) for b in blocks if b.runnable] == [(5, "echo ```\necho one\n"), (12, "echo two\n")]
+
+
+def test_the_documents_have_runnable_blocks():
+    """The week's documents carry runnable blocks (the check below cannot pass by finding none)."""
+    assert any(b.path.startswith("week/") for b in runnable_blocks())
+
+
+@pytest.mark.parametrize("block", runnable_blocks(), ids=lambda b: f"{b.path}:{b.line}")
+def test_a_runnable_block_exits_0(block):
+    """The block runs from the repository root and exits 0."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+    # Its own process group: on a time-out the block's children (docker run, servers) go too.
+    process = subprocess.Popen(["bash", "-euo", "pipefail", "-c", block.code], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=30)
+        pytest.fail(f"{block.path}:{block.line}: still running after {TIMEOUT} s:\n{block.code}")
+    assert process.returncode == 0, (
+        f"{block.path}:{block.line} exited {process.returncode}\n--- block\n{block.code}"
+        f"--- stdout\n{stdout[-2000:]}\n--- stderr\n{stderr[-2000:]}")
+
+
+def graded_points() -> dict[str, float]:
+    """Points per lab number ("01") as the graded tests declare them (@pytest.mark.points(n))."""
+    import ast
+
+    totals: dict[str, float] = {}
+    for module in sorted((ROOT / "tests" / "graded").glob("test_[0-9][0-9]_*.py")):
+        number = module.name[5:7]
+        for node in ast.walk(ast.parse(module.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "points"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                totals[number] = totals.get(number, 0) + float(node.args[0].value)
+    return totals
+
+
+@pytest.mark.parametrize("plan", ["week/README.md", "week/README.ru.md"])
+def test_the_week_plan_states_the_points_the_grader_counts(plan):
+    """The points column of the week's plan equals the points of each lab's graded tests."""
+    stated = {}
+    for line in (ROOT / plan).read_text().splitlines():
+        match = re.match(r"^\|.*`exercises/(\d\d)-[a-z0-9-]+/`.*\|\s*(\d+)\s*\|\s*$", line)
+        if match:
+            stated[match[1]] = float(match[2])
+    assert stated and stated == graded_points()
