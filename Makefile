@@ -13,7 +13,7 @@ export DOCKER_BUILDKIT := 0
 export COMPOSE_DOCKER_CLI_BUILD := 0
 
 .PHONY: help setup venv doctor images up down grade test test-unit test-graded test-stubs \
-        test-notebooks notebooks release release-check clean bench-sync bench-async grade-many
+        test-notebooks notebooks release release-check clean bench-sync bench-async grade-many chaos up-swarm down-swarm bench
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -42,6 +42,14 @@ up: setup ## start the week's ML service and call it like the lecture does
 
 down: ## stop the service and remove its containers, networks and volumes
 	docker compose down --volumes --remove-orphans
+
+up-swarm: setup ## the same service as a swarm stack `iris` (builds, joins a single-node swarm if needed)
+	docker compose build
+	@$(BIN)/python -m labkit.stack deploy iris
+	@$(BIN)/python -m labkit.demo
+
+down-swarm: ## remove the swarm stack (`docker swarm leave --force` leaves the swarm)
+	docker stack rm iris
 
 grade: setup ## grade TARGET (exercises, solutions, or a path): table + grades.json
 	@$(PYTEST) tests/graded --target $(TARGET) -q --no-header -p no:warnings || true
@@ -75,7 +83,7 @@ test-stubs: test-graded
 test-notebooks: setup
 	$(PYTEST) --nbval-lax --nbval-current-env notebooks -q
 
-test: setup release-check test-unit test-graded test-stubs test-notebooks ## everything: unit, graded (solutions 100 %, stubs 0), notebooks
+test: setup clean release-check test-unit test-graded test-stubs test-notebooks ## everything: unit, graded (solutions 100 %, stubs 0), notebooks
 	@$(LABKIT) clean --check
 
 bench-sync: setup ## benchmark lab 04's sync service against its baselines (2-3 minutes)
@@ -83,6 +91,12 @@ bench-sync: setup ## benchmark lab 04's sync service against its baselines (2-3 
 
 bench-async: setup ## sync vs async: 1,000 tasks end to end with 1 and 2 worker processes
 	$(BIN)/python -m labkit.bench_async
+
+bench: setup ## one table: lab 04's sync service, lab 05's queue, and the capstone through its gateway
+	$(BIN)/python -m labkit.bench
+
+chaos: setup ## fault tests of the complete service with big loads: sent, failed, lost
+	CHAOS=full $(PYTEST) tests/capstone -s -q
 
 clean: venv ## remove whatever a grading run left in Docker
 	@$(LABKIT) clean

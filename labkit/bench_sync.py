@@ -204,11 +204,10 @@ def in_process_rates(seconds: float = 2.0) -> tuple[float, float]:
 
 # ---------------------------------------------------------------- the run
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="lab 04 benchmark: sync serving against its ceilings")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (default 5)")
-    args = parser.parse_args(argv)
-    duration = args.duration
+def run(duration: float = 5.0, log=print, report=None) -> tuple[dict[tuple[str, int], Result], float, float]:
+    """Build, start and measure everything; returns (results by (what, concurrency), in-process single-row
+    predicts/s, in-process rows/s). `report(results, single_rate, rows_rate)`, if given, runs before the
+    containers are removed. Every container and network of the run is removed, also on failure."""
     client = docker.from_env(timeout=300)
     run_id = f"bench-{new_run_id()}"
     began = time.monotonic()
@@ -228,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for port in ports.values():
             wait_healthy(port)
-        print(f"containers up after {time.monotonic() - began:.0f} s; {duration:.0f} s per measurement", flush=True)
+        log(f"containers up after {time.monotonic() - began:.0f} s; {duration:.0f} s per measurement")
 
         single = json.dumps({"data": [ROW]}).encode()
         batch = json.dumps({"data": [ROW] * 1000}).encode()
@@ -248,28 +247,41 @@ def main(argv: list[str] | None = None) -> int:
                 one_request(ports["slow"], http_request("POST", "/predict", single))
             results[what, concurrency] = run_load(concurrency=concurrency, duration=duration, **kwargs)
             r = results[what, concurrency]
-            print(f"  {what:<10} c={concurrency:<3} {r.rps:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
-                  f"p99 {r.p99_ms:7.2f} ms  errors {r.errors}", flush=True)
+            log(f"  {what:<10} c={concurrency:<3} {r.rps:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
+                f"p99 {r.p99_ms:7.2f} ms  errors {r.errors}")
         single_rate, rows_rate = in_process_rates()
-        print_table(results, single_rate, rows_rate)
+        if report:
+            report(results, single_rate, rows_rate)
+        return results, single_rate, rows_rate
     finally:
         removed = remove_labelled(client, run_id)
-        print(f"removed {len(removed)} containers/networks of the benchmark; total {time.monotonic() - began:.0f} s")
+        log(f"removed {len(removed)} containers/networks of the benchmark; total {time.monotonic() - began:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="lab 04 benchmark: sync serving against its ceilings")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (default 5)")
+    args = parser.parse_args(argv)
+    run(args.duration, log=lambda line: print(line, flush=True), report=print_table)
     return 0
+
+
+# What each measurement is, in the tables (also labkit.bench's).
+LABELS = {
+    "predict": "/predict 1 row (gunicorn, no cache)",
+    "health": "/health, same server (HTTP ceiling)",
+    "lecture": "/predict 1 row, lecture's Flask dev server",
+    "batch": "/predict 1,000 rows (gunicorn, no cache)",
+    "slow-miss": f"slow model ({SLOW_MS} ms), cache MISS",
+    "slow-hit": f"slow model ({SLOW_MS} ms), cache HIT",
+}
 
 
 def print_table(results, single_rate: float, rows_rate: float) -> None:
     lines = ["", "lab 04 sync serving benchmark (2 gunicorn sync workers; client: separate processes, "
                  "1 TCP connection per request, 127.0.0.1)", ""]
     lines.append(f"{'what':<44} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
-    names = {
-        "predict": "/predict 1 row (gunicorn, no cache)",
-        "health": "/health, same server (HTTP ceiling)",
-        "lecture": "/predict 1 row, lecture's Flask dev server",
-        "batch": "/predict 1,000 rows (gunicorn, no cache)",
-        "slow-miss": f"slow model ({SLOW_MS} ms), cache MISS",
-        "slow-hit": f"slow model ({SLOW_MS} ms), cache HIT",
-    }
+    names = LABELS
     for (what, concurrency), r in results.items():
         lines.append(f"{names[what]:<44} {concurrency:>4} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>6}")
     lines.append(f"{'in-process model.predict, 1 row':<44} {'':>4} {single_rate:>9.1f}")

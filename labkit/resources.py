@@ -85,8 +85,11 @@ def find_owned(client: docker.DockerClient, run_id: str | None) -> dict[str, lis
 
 
 def clean_all() -> int:
-    removed = remove_labelled(docker.from_env())
-    print("\n".join(removed) if removed else "nothing left by the grader")
+    """Remove what finished runs left behind; runs still going are left alone."""
+    client = docker.from_env()
+    finished_runs = {run_of(o) for objs in find_owned(client, None).values() for o in objs if finished(run_of(o))}
+    removed = [line for run_id in sorted(finished_runs) for line in remove_labelled(client, run_id)]
+    print("\n".join(removed) if removed else "nothing left by earlier grading runs")
     return 0
 
 

@@ -14,7 +14,7 @@ import json
 import uuid
 
 import redis
-from celery.result import AsyncResult
+from celery._state import _set_task_join_will_block
 from flask import Flask, jsonify, request
 from kombu.exceptions import OperationalError
 
@@ -37,6 +37,16 @@ def create_app(config: dict | None = None) -> Flask:
         **celery_app.conf.broker_transport_options,
         "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
     }
+    # Clients poll, so the API never waits on a result: tell Celery, and publishing no longer
+    # subscribes to each task's result channel. (That subscription, in Celery 5.5, deadlocks when a
+    # finished result is garbage-collected during the next publish: celery/celery#10477.)
+    _set_task_join_will_block(True)
+    # Reading results from Redis: fail fast when it is down (by default 20 reconnects, 1 s apart).
+    celery_app.conf.redis_socket_connect_timeout = 2
+    celery_app.conf.redis_socket_timeout = 5
+    celery_app.conf.result_backend_transport_options = {
+        "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+    }
 
     @app.post("/tasks")
     def submit():
@@ -51,7 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
     @app.get("/tasks/<task_id>")
     def status(task_id: str):
         # TODO: 404 {"error": ...} when task_id is not in the Redis set ISSUED_KEY (Celery itself would say
-        # TODO: PENDING for any id, even a made-up one). Otherwise read AsyncResult(task_id, app=celery_app)
+        # TODO: PENDING for any id, even a made-up one). Otherwise read celery_app.backend.get_task_meta(task_id)
         # TODO: and answer 200 {"task_id", "status": its state, "result": the result when SUCCESS, else null}.
         # TODO: Redis unreachable -> 503.
         raise NotImplementedError("TODO: see the comment above")

@@ -16,7 +16,7 @@ import json
 import uuid
 
 import redis
-from celery.result import AsyncResult
+from celery._state import _set_task_join_will_block
 from flask import Flask, jsonify, request
 from kombu.exceptions import OperationalError
 
@@ -40,6 +40,9 @@ def create_app(config: dict | None = None) -> Flask:
     # The API only publishes: when the broker is down it must answer 503 at once, not retry for
     # seconds while the client waits (kombu otherwise retries the connection before giving up).
     celery_app.conf.broker_connection_timeout = 2
+    # Clients poll: the API never waits on a result, so publishing need not subscribe to result
+    # channels (in Celery 5.5 that subscription can deadlock: celery/celery#10477).
+    _set_task_join_will_block(True)
     celery_app.conf.broker_transport_options = {
         **celery_app.conf.broker_transport_options,
         "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
@@ -80,10 +83,11 @@ def create_app(config: dict | None = None) -> Flask:
         try:
             if not store().sismember(ISSUED_KEY, task_id):
                 return jsonify(error=f"no task with id {task_id}"), 404
-            outcome = AsyncResult(task_id, app=celery_app)
-            state = outcome.state
+            # The stored state, read directly (an AsyncResult would subscribe to a result channel).
+            meta = celery_app.backend.get_task_meta(task_id)
+            state = meta["status"]
             # The lecture's task returns {"result": [...]}: hand out the list itself.
-            result = outcome.result["result"] if state == "SUCCESS" else None
+            result = meta["result"]["result"] if state == "SUCCESS" else None
         except (redis.RedisError, OSError) as failure:
             app.logger.warning("could not read task %s: %s", task_id, failure)
             return jsonify(error="the result store is unavailable, try again later"), 503

@@ -14,7 +14,7 @@ import json
 import uuid
 
 import redis
-from celery.result import AsyncResult
+from celery._state import _set_task_join_will_block
 from flask import Flask, jsonify, request
 from kombu.exceptions import OperationalError
 
@@ -36,6 +36,16 @@ def create_app(config: dict | None = None) -> Flask:
     celery_app.conf.broker_transport_options = {
         **celery_app.conf.broker_transport_options,
         "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
+    }
+    # Clients poll, so the API never waits on a result: tell Celery, and publishing no longer
+    # subscribes to each task's result channel. (That subscription, in Celery 5.5, deadlocks when a
+    # finished result is garbage-collected during the next publish: celery/celery#10477.)
+    _set_task_join_will_block(True)
+    # Reading results from Redis: fail fast when it is down (by default 20 reconnects, 1 s apart).
+    celery_app.conf.redis_socket_connect_timeout = 2
+    celery_app.conf.redis_socket_timeout = 5
+    celery_app.conf.result_backend_transport_options = {
+        "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
     }
 
     @app.post("/tasks")
@@ -68,15 +78,17 @@ def create_app(config: dict | None = None) -> Flask:
     def status(task_id: str):
         # BEGIN SOLUTION
         # TODO: 404 {"error": ...} when task_id is not in the Redis set ISSUED_KEY (Celery itself would say
-        # TODO: PENDING for any id, even a made-up one). Otherwise read AsyncResult(task_id, app=celery_app)
+        # TODO: PENDING for any id, even a made-up one). Otherwise read celery_app.backend.get_task_meta(task_id)
         # TODO: and answer 200 {"task_id", "status": its state, "result": the result when SUCCESS, else null}.
         # TODO: Redis unreachable -> 503.
         try:
             if not store().sismember(ISSUED_KEY, task_id):
                 return jsonify(error=f"no task with id {task_id}"), 404
-            outcome = AsyncResult(task_id, app=celery_app)
-            state = outcome.state
-            result = outcome.result if state == "SUCCESS" else None
+            # The stored state, read directly: an AsyncResult object would, when garbage-collected,
+            # unsubscribe from a result channel (see create_app on why we never subscribe).
+            meta = celery_app.backend.get_task_meta(task_id)
+            state = meta["status"]
+            result = meta["result"] if state == "SUCCESS" else None
         except (redis.RedisError, OSError) as failure:
             app.logger.warning("could not read task %s: %s", task_id, failure)
             return jsonify(error="the result store is unavailable, try again later"), 503

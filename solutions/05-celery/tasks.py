@@ -12,6 +12,8 @@ import time
 
 import redis
 from celery import Celery
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from model import BATCH, MAX_DELAY, predict_rows, summarize
 
@@ -64,7 +66,9 @@ app.conf.update(
 @functools.cache  # one client (and connection pool) per process
 def store() -> redis.Redis:
     """The Redis that holds batch:last (and the API's record of issued task ids)."""
-    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    # Fail fast and let the caller decide: the API answers 503 at once instead of retrying while
+    # its client waits (redis-py retries 3 times by default).
+    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), 0))
 
 
 @app.task(name="tasks.predict")

@@ -1,0 +1,226 @@
+"""The week's benchmarks in one table: `python -m labkit.bench` (make bench).
+
+Three suites, run one after the other (each alone on the machine), then one table:
+  sync      lab 04's service alone (labkit.bench_sync): /predict, /health, the lecture's dev server,
+            1,000-row batches, the slow model's cache MISS and HIT, the in-process model;
+  async     lab 05 (labkit.bench_async): POST /predict against POST /tasks -> SUCCESS with a worker of
+            1 and of 2 processes;
+  capstone  the root docker-compose.yaml through its gateway (compose project labkit-bench-capstone on
+            free loopback ports): /predict with the cache answering (HIT) at a few concurrencies and with
+            unique rows (MISS), /health, and async tasks/s through the gateway.
+Every suite removes what it started, also on failure (the capstone: `docker compose down -v`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import redis
+import requests
+
+from labkit import bench_async, bench_sync
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "labkit-bench-capstone"
+LECTURE_REQUEST = {"data": [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]}
+# For the benchmark only: publish the queue (broker + result backend) on loopback, so task completion
+# times come from the result backend's date_done, as in labkit.bench_async, not from a poll interval.
+OVERRIDE = """services:
+  queue:
+    ports: ["127.0.0.1::6379"]
+"""
+
+
+@dataclass
+class Line:
+    """One row of the combined table."""
+    suite: str
+    what: str
+    load: str
+    per_second: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: int | None = None
+
+
+def log(line: str) -> None:
+    print(line, flush=True)
+
+
+# ---------------------------------------------------------------- the suites
+
+def sync_suite(duration: float) -> list[Line]:
+    results, single_rate, rows_rate = bench_sync.run(duration, log=log)
+    lines = [Line("sync", bench_sync.LABELS[what], f"c={c}", r.rps, r.p50_ms, r.p99_ms, r.errors)
+             for (what, c), r in results.items()]
+    lines.append(Line("sync", "in-process model.predict, 1 row", "1 thread", single_rate))
+    lines.append(Line("sync", "in-process model.predict, 1,000 rows (rows/s)", "1 thread", rows_rate))
+    return lines
+
+
+def async_suite(tasks: int, clients: int) -> list[Line]:
+    rows = bench_async.run(tasks, clients, log=log)
+    return [Line("async", f"{r.path} (n={r.n})",
+                 f"c={clients}, {r.processes} {'gunicorn' if r.path.startswith('sync') else 'worker'} proc",
+                 r.per_second, r.p50_ms, r.p99_ms, 0) for r in rows]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Capstone:
+    """The root docker-compose.yaml under its own project name, ports and an override file."""
+
+    def __init__(self, override: Path) -> None:
+        self.env = {**os.environ, "GATEWAY_PORT": str(free_port()), "FLOWER_PORT": str(free_port()),
+                    "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+        self.files = ["-f", "docker-compose.yaml", "-f", str(override)]
+        self.port = int(self.env["GATEWAY_PORT"])
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def compose(self, *args: str, timeout: float = 600) -> str:
+        result = subprocess.run(["docker", "compose", "-p", PROJECT, *self.files, *args], cwd=ROOT, env=self.env,
+                                capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"docker compose {' '.join(args)} failed:\n{result.stderr[-1500:]}")
+        return result.stdout
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
+
+    def up(self) -> None:
+        self.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "240", timeout=900)
+
+    def works(self) -> bool:
+        """The lecture's two calls through the gateway: [0, 2] synchronously and from a finished task."""
+        try:
+            if requests.post(f"{self.base}/predict", json=LECTURE_REQUEST, timeout=10).json().get("result") != [0, 2]:
+                return False
+            task_id = requests.post(f"{self.base}/tasks", json=LECTURE_REQUEST, timeout=10).json()["task_id"]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                task = requests.get(f"{self.base}/tasks/{task_id}", timeout=10).json()
+                if task.get("status") == "SUCCESS":
+                    return task.get("result") == [0, 2]
+                time.sleep(0.2)
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        return False
+
+    def start(self) -> None:
+        """Up and working; one fresh retry (a swarm started elsewhere can break a running stack's DNS)."""
+        for attempt in (1, 2):
+            self.down()
+            try:
+                self.up()
+            except RuntimeError as error:
+                if attempt == 2:
+                    raise
+                log(f"  {error}; once more from scratch")
+                continue
+            if self.works():
+                return
+            log("  the service did not answer [0, 2] through the gateway; once more from scratch")
+        raise RuntimeError("the capstone did not come up working twice in a row")
+
+
+def capstone_suite(duration: float, tasks: int, clients: int) -> list[Line]:
+    with tempfile.TemporaryDirectory(prefix="labkit-bench-") as folder:
+        override = Path(folder) / "publish-queue.yaml"
+        override.write_text(OVERRIDE)
+        capstone = Capstone(override)
+        began = time.monotonic()
+        try:
+            log(f"building and starting the root docker-compose.yaml as project {PROJECT} ...")
+            capstone.start()
+            log(f"capstone up and working after {time.monotonic() - began:.0f} s; gateway on {capstone.base}")
+            single = json.dumps({"data": [bench_sync.ROW]}).encode()
+            bench_sync.one_request(capstone.port, bench_sync.http_request("POST", "/predict", single))  # now cached
+            plan = [("/predict 1 row, cache HIT", c, dict(body=single)) for c in (1, 8, 64)]
+            plan += [("/predict 1 row, unique rows: cache MISS", 8, dict(unique=True)),
+                     ("/health (gateway + api, HTTP ceiling)", 8, dict(method="GET", path="/health"))]
+            lines = []
+            for what, concurrency, kwargs in plan:
+                r = bench_sync.run_load(capstone.port, concurrency, duration, **kwargs)
+                log(f"  {what:<42} c={concurrency:<3} {r.rps:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
+                    f"p99 {r.p99_ms:7.2f} ms  errors {r.errors}")
+                lines.append(Line("capstone", what, f"c={concurrency}", r.rps, r.p50_ms, r.p99_ms, r.errors))
+            queue_port = int(capstone.compose("port", "queue", "6379").strip().rsplit(":", 1)[1])
+            target = SimpleNamespace(base=capstone.base, store=redis.Redis(port=queue_port, db=1))
+            log(f"  async: {tasks} x POST /tasks through the gateway, the compose worker (2 processes) ...")
+            row = bench_async.measure_async(target, 2, tasks, clients, expected=[0, 2])
+            lines.append(Line("capstone", f"async POST /tasks -> SUCCESS (n={tasks})", f"c={clients}, 2 worker proc",
+                              row.per_second, row.p50_ms, row.p99_ms, 0))
+            return lines
+        finally:
+            capstone.down()
+            log(f"capstone removed (down -v); {time.monotonic() - began:.0f} s")
+
+
+# ---------------------------------------------------------------- the table
+
+def table(lines: list[Line]) -> str:
+    def number(value: float | None, digits: int) -> str:
+        return "" if value is None else f"{value:,.{digits}f}"
+
+    header = (f"| {'suite':<8} | {'measurement':<47} | {'load':<22} | {'per second':>11} | {'p50 ms':>8} | "
+              f"{'p99 ms':>8} | {'errors':>6} |")
+    rule = f"|{'-' * 10}|{'-' * 49}|{'-' * 24}|{'-' * 12}:|{'-' * 9}:|{'-' * 9}:|{'-' * 7}:|"
+    rows = [f"| {l.suite:<8} | {l.what:<47} | {l.load:<22} | {number(l.per_second, 1):>11} | "
+            f"{number(l.p50_ms, 2):>8} | {number(l.p99_ms, 2):>8} | {number(l.errors, 0):>6} |" for l in lines]
+    return "\n".join([header, rule, *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per req/s measurement (default 5)")
+    parser.add_argument("--tasks", type=int, default=1000, help="requests / tasks per async measurement (default 1000)")
+    parser.add_argument("--clients", type=int, default=8, help="client threads of the async measurements (default 8)")
+    parser.add_argument("--suites", default="sync,async,capstone", help="which, comma-separated (default all three)")
+    args = parser.parse_args(argv)
+    suites = {
+        "sync": lambda: sync_suite(args.duration),
+        "async": lambda: async_suite(args.tasks, args.clients),
+        "capstone": lambda: capstone_suite(args.duration, args.tasks, args.clients),
+    }
+    chosen = [name.strip() for name in args.suites.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(suites))
+    if unknown:
+        parser.error(f"unknown suite(s): {', '.join(unknown)}; choose from {', '.join(suites)}")
+    started = time.monotonic()
+    lines: list[Line] = []
+    failed: list[str] = []
+    for name in chosen:
+        log(f"== {name} ==")
+        try:
+            lines += suites[name]()
+        except Exception as error:  # noqa: BLE001 - report it, run the other suites, exit non-zero
+            failed.append(f"{name}: {type(error).__name__}: {error}")
+            log(f"the {name} suite failed: {error}")
+    print()
+    print(table(lines))
+    print(f"""
+sync and capstone /predict, /health: a closed loop of c connections (separate client processes, one TCP
+connection per request, {args.duration:.0f} s each). Async: n tasks submitted at once from c threads; per second
+= tasks from the first submit to the last SUCCESS; latency = submit -> SUCCESS (includes waiting in the queue).
+All on one machine: the clients share its cores with the servers. Whole run: {time.monotonic() - started:.0f} s.""")
+    for failure in failed:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DOCKER_BUILDKIT", "0")
+    sys.exit(main())

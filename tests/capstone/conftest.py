@@ -1,0 +1,68 @@
+"""Fixtures for the capstone's fault tests: the root docker-compose.yaml, started for real."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from labkit.resources import unique_name
+
+ROOT = Path(__file__).resolve().parents[2]
+# `make chaos` sets CHAOS=full: bigger loads; `make test` runs the same tests with small ones.
+FULL = os.environ.get("CHAOS") == "full"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Capstone:
+    """The running service: its compose project and the gateway's URL."""
+    project: str
+    env: dict
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.env['GATEWAY_PORT']}"
+
+    def compose(self, *args: str, timeout: float = 300) -> str:
+        result = subprocess.run(["docker", "compose", "-p", self.project, *args], cwd=ROOT, env=self.env,
+                                capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise AssertionError(f"docker compose {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+        return result.stdout
+
+    def containers(self, service: str) -> list[str]:
+        return self.compose("ps", "-q", service).split()
+
+
+@pytest.fixture(scope="session")
+def capstone(run_id, docker_client):
+    """The whole service under a project of this run, on free loopback ports; removed with its volumes."""
+    env = {**os.environ, "GATEWAY_PORT": str(free_port()), "FLOWER_PORT": str(free_port()),
+           "VISIBILITY_TIMEOUT": "10", "COMPOSE_DOCKER_CLI_BUILD": "0", "DOCKER_BUILDKIT": "0"}
+    service = Capstone(unique_name(run_id, "capstone"), env)
+    try:
+        service.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "240", timeout=900)
+        yield service
+    finally:
+        service.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
+
+
+@pytest.fixture
+def report():
+    """Prints what a fault test sent, what failed and what was lost (run with -s to see it live)."""
+    def write(title: str, **numbers) -> None:
+        line = f"[chaos] {title}: " + ", ".join(f"{k}={v}" for k, v in numbers.items())
+        print(line)
+        (ROOT / "build").mkdir(exist_ok=True)
+        with open(ROOT / "build" / "chaos.log", "a") as log:
+            log.write(line + "\n")
+    return write

@@ -1,0 +1,118 @@
+"""The capstone survives the failures real services see. Each test prints what it sent, what failed
+and what was lost; `make chaos` runs them with bigger loads (CHAOS=full)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from labkit.testing import wait_until
+
+from .conftest import FULL
+from .load import LECTURE, Load
+
+pytestmark = pytest.mark.capstone
+
+
+def submit(base: str, delay: float = 0.0) -> str:
+    response = requests.post(f"{base}/tasks", json={**LECTURE, "delay": delay}, timeout=10)
+    assert response.status_code == 202, f"submit answered {response.status_code} {response.text[:200]}"
+    return response.json()["task_id"]
+
+
+def states(base: str, task_ids: list[str]) -> dict[str, str]:
+    found = {}
+    with requests.Session() as session:
+        for task_id in task_ids:
+            try:
+                answer = session.get(f"{base}/tasks/{task_id}", timeout=10).json()
+                ok = answer["status"] == "SUCCESS" and answer["result"] == [0, 2]
+                found[task_id] = "DONE" if ok else answer["status"]
+            except (requests.RequestException, ValueError, KeyError):
+                found[task_id] = "UNKNOWN"
+    return found
+
+
+def test_the_service_answers_the_lectures_two_client_snippets(capstone):
+    """Sync POST /predict answers [0, 2]; an async task submitted through the gateway finishes with [0, 2]."""
+    sync = requests.post(f"{capstone.base}/predict", json=LECTURE, timeout=10)
+    assert sync.status_code == 200 and sync.json() == {"result": [0, 2]}, sync.text
+    task_id = submit(capstone.base)
+    assert wait_until(lambda: states(capstone.base, [task_id])[task_id] == "DONE", 60)
+    assert requests.get(f"{capstone.base}/openapi.json", timeout=10).json()["openapi"].startswith("3.")
+
+
+def test_a_worker_killed_under_load_loses_no_task(capstone, report):
+    """SIGKILL the worker while tasks run; once a worker is back, every submitted task finishes."""
+    count = 400 if FULL else 60
+    task_ids = [submit(capstone.base, delay=0.1) for _ in range(count)]
+    assert wait_until(lambda: "STARTED" in states(capstone.base, task_ids[:10]).values(), 30), "no task started"
+    worker = capstone.containers("worker")[0]
+    subprocess.run(["docker", "kill", worker], check=True, capture_output=True, timeout=30)
+    killed_at = time.monotonic()
+    # The scenario: the worker is down for a while (a crash, a reschedule). Its unacknowledged tasks
+    # return to the queue once the visibility timeout (10 s here) has passed since it took them.
+    while time.monotonic() - killed_at < 11:
+        time.sleep(0.5)
+    capstone.compose("start", "worker")
+    done = wait_until(lambda: all(s == "DONE" for s in states(capstone.base, task_ids).values()), 120, interval=2)
+    final = states(capstone.base, task_ids)
+    lost = [t for t, s in final.items() if s != "DONE"]
+    report("worker killed under load", tasks_sent=count, tasks_done=count - len(lost), tasks_lost=len(lost))
+    assert done and not lost, f"{len(lost)} of {count} tasks never finished: {[final[t] for t in lost[:5]]}"
+
+
+def test_a_redis_restart_gives_503_not_500_and_recovers_within_10_seconds(capstone, report):
+    """While the queue's Redis is down, /tasks answers 503 (never another 5xx); it serves again within 10 s."""
+    queue = capstone.containers("queue")[0]
+    with Load(f"{capstone.base}/tasks", threads=2, max_seconds=90, ok=(202, 503)) as load:
+        load.wait_for(20)
+        subprocess.run(["docker", "stop", "-t", "2", queue], check=True, capture_output=True, timeout=30)
+        before = dict(load.statuses)
+        load.wait_for(load.sent + 20, timeout=20)
+        while_down = {k: v - before.get(k, 0) for k, v in load.statuses.items()}
+        subprocess.run(["docker", "start", queue], check=True, capture_output=True, timeout=30)
+        back_at = time.monotonic()
+        recovered = wait_until(lambda: requests.post(f"{capstone.base}/tasks", json=LECTURE, timeout=10)
+                               .status_code == 202, 10, interval=0.2)
+        took = time.monotonic() - back_at
+    other_5xx = {s: n for s, n in load.statuses.items() if s not in (202, 503)}
+    report("redis restarted", requests_sent=load.sent, answered_503_while_down=while_down.get(503, 0),
+           other_errors=sum(other_5xx.values()), recovered_in_s=f"{took:.1f}")
+    assert not other_5xx, f"answers other than 202/503: {other_5xx}"
+    assert while_down.get(503, 0) > 0, f"expected 503 while Redis was down; got {while_down}"
+    assert recovered, "POST /tasks did not answer 202 within 10 s of Redis starting again"
+
+
+def test_an_api_replica_killed_under_load_fails_at_most_1_percent(capstone, report):
+    """With 3 api replicas behind the gateway, killing one under load fails at most 1 % of requests."""
+    capstone.compose("up", "--detach", "--no-recreate", "--scale", "api=3", "--wait", "--wait-timeout", "120", "api")
+    replicas = capstone.containers("api")
+    assert len(replicas) == 3, replicas
+    with Load(f"{capstone.base}/predict", threads=4, max_seconds=60) as load:
+        load.wait_for(200)
+        subprocess.run(["docker", "kill", replicas[0]], check=True, capture_output=True, timeout=30)
+        load.wait_for(load.sent + (2000 if FULL else 400))
+    ratio = load.failed / max(load.sent, 1)
+    report("api replica killed under load", requests_sent=load.sent, failed=load.failed,
+           failed_percent=f"{100 * ratio:.2f}", tasks_lost=0)
+    assert ratio <= 0.01, f"{load.failed} of {load.sent} failed: {dict(load.statuses)}"
+
+
+def test_fuzzing_predict_and_tasks_from_openapi_finds_no_5xx(capstone, report):
+    """schemathesis, driven by /openapi.json, sends generated and malformed requests: no 5xx, no crash."""
+    schemathesis = Path(sys.executable).with_name("schemathesis")
+    result = subprocess.run(
+        [str(schemathesis), "run", f"{capstone.base}/openapi.json", "--checks", "not_a_server_error",
+         "--phases", "examples,coverage", "--workers", "2", "--include-path-regex", "^/(predict|tasks)",
+         "--max-examples", "100" if FULL else "25", "--no-color"],
+        capture_output=True, text=True, timeout=600)
+    summary = [line for line in result.stdout.splitlines() if "generated" in line or "passed" in line]
+    report("schemathesis fuzz", summary=" | ".join(s.strip() for s in summary[-2:]), exit_code=result.returncode)
+    assert result.returncode == 0, result.stdout[-3000:]
+    health = requests.get(f"{capstone.base}/health", timeout=10)
+    assert health.status_code == 200, "the service stopped serving after the fuzzing"
