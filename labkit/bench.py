@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import redis
 import requests
 
 from labkit import bench_async, bench_sync
+from labkit.resources import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "labkit-bench-capstone"
@@ -73,11 +73,6 @@ def async_suite(tasks: int, clients: int) -> list[Line]:
                  f"c={clients}, {r.processes} {'gunicorn' if r.path.startswith('sync') else 'worker'} proc",
                  r.per_second, r.p50_ms, r.p99_ms, 0) for r in rows]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Capstone:

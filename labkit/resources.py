@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 
 import docker
 from docker.errors import APIError, NotFound
@@ -25,6 +26,13 @@ def new_run_id() -> str:
 def unique_name(run_id: str, *parts: str) -> str:
     """A Docker-safe name that cannot collide with another run's (also a compose project name)."""
     return "-".join(["labkit", run_id, *parts]).lower()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for API_PORT, GATEWAY_PORT and the like)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def owned(labels: dict | None, run_id: str | None) -> bool:

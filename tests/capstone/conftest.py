@@ -2,24 +2,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from labkit.resources import unique_name
+from labkit.resources import free_port, unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
 # `make chaos` sets CHAOS=full: bigger loads; `make test` runs the same tests with small ones.
 FULL = os.environ.get("CHAOS") == "full"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 import requests
 from docker.errors import DockerException
 
-from labkit.resources import COMPOSE_PROJECT_LABEL, RUN_LABEL
+from labkit.resources import COMPOSE_PROJECT_LABEL, RUN_LABEL, free_port
 from labkit.testing import Feedback, build_image, feedback, post_json, wait_until
 
 pytestmark = pytest.mark.lab("02-compose")
@@ -31,11 +30,6 @@ ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the name Docker gives an anonymous vo
 # Variables of the grader's own shell that would change what compose reads.
 FOREIGN_ENV = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "API_PORT", "REDIS_URL")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def compose_file(lab_dir: Path) -> Path:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import socket
 import time
 
 import pytest
 
+from labkit.resources import free_port
 from labkit.testing import Feedback, build_image, feedback, wait_until
 from .swarm import Load, Stack, docker, swarm_state
 
@@ -16,11 +16,6 @@ pytestmark = pytest.mark.lab("03-swarm")
 REPLICAS = 3
 STACK_NUMBERS = itertools.count(1)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
