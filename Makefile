@@ -13,7 +13,7 @@ export DOCKER_BUILDKIT := 0
 export COMPOSE_DOCKER_CLI_BUILD := 0
 
 .PHONY: help setup venv doctor images up down grade test test-unit test-graded test-stubs \
-        test-notebooks notebooks release release-check clean bench-sync bench-async grade-many chaos up-swarm down-swarm bench
+        test-notebooks notebooks notebooks-ru release release-check clean bench-sync bench-async grade-many chaos up-swarm down-swarm bench
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ grade-many: setup ## grade every submission folder in DIR: grades.csv + feedback
 notebooks: setup ## open the week's notebooks in Jupyter
 	$(BIN)/jupyter notebook notebooks/
 
+notebooks-ru: venv ## refresh notebooks/ru/ after an English notebook changed (code and outputs from English)
+	@$(LABKIT) notebooks-ru
+
 release: venv ## regenerate exercises/ from solutions/
 	@$(LABKIT) release
 
@@ -81,7 +84,7 @@ test-stubs: test-graded
 	$(LABKIT) check-grades $(BUILD)/grades-exercises.json --expect zero --same-tests-as $(BUILD)/grades-solutions.json
 
 test-notebooks: setup
-	$(PYTEST) --nbval-lax --nbval-current-env notebooks -q
+	$(PYTEST) --nbval-lax --nbval-current-env notebooks --ignore=notebooks/ru -q
 
 test: setup clean release-check test-unit test-graded test-stubs test-notebooks ## everything: unit, graded (solutions 100 %, stubs 0), notebooks
 	@$(LABKIT) clean --check

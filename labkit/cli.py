@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
 
     grade_many_arguments(sub.add_parser("grade-many", help="grade every submission folder in DIR: grades.csv, "
                                         "feedback and results.json per student"))
+    russian = sub.add_parser("notebooks-ru", help="refresh notebooks/ru/ from notebooks/: code and outputs "
+                             "copied, the Russian markdown kept")
+    russian.add_argument("--check", action="store_true", help="only report what is out of step")
     clean = sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
     clean.add_argument("--check", action="store_true", help="only fail when something was left")
 
@@ -47,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.grade_many import run
 
         return run(args)
+    if args.command == "notebooks-ru":
+        from labkit.notebooks_ru import sync
+
+        return sync(check=args.check)
     if args.command == "clean":
         from labkit.resources import clean_all, leftovers
 
