@@ -4,8 +4,8 @@ A twin is a translation, so the two cannot be compared word by word; what a tran
 change is compared instead, as a "skeleton" of each text:
 - the heading levels, in order;
 - the fenced code blocks, in order, with `#` comments left out (a comment may be translated) and, in
-  a plain block (a file tree, a list of commands), only what stands before the first run of two
-  spaces on each line (the description after it may be translated);
+  a plain block (a file tree, a list of commands), only the path, or the command before the first run
+  of two spaces, on each line (the description after it may be translated);
 - the inline code spans (commands, file names, variables, statuses), as a set;
 - the link targets, as a set;
 (in both, X.ru.md counts as X.md and notebooks/ru/ as notebooks/: a Russian text names the Russian twins)
@@ -59,7 +59,9 @@ def code_line(line: str, plain: bool) -> str:
     line = COMMENT.sub("", line).rstrip()
     if plain:  # a tree or a command list: the path or command before its description
         prefix = TREE_PREFIX.match(line)[0]
-        line = prefix + re.split(r"\s{2,}", line[len(prefix):], maxsplit=1)[0]
+        entry = re.split(r"\s{2,}", line[len(prefix):], maxsplit=1)[0]
+        first = entry.split(" ", 1)[0]
+        line = prefix + (first if "/" in first or "." in first else entry)  # a path: its description may touch it
     return line
 
 
