@@ -5,7 +5,8 @@ change is compared instead, as a "skeleton" of each text:
 - the heading levels, in order;
 - the fenced code blocks, in order, with `#` comments left out (a comment may be translated) and, in
   a plain block (a file tree, a list of commands), only the path, or the command before the first run
-  of two spaces, on each line (the description after it may be translated);
+  of two spaces, on each line (the description after it may be translated); in a mermaid diagram, its
+  shape without the labels;
 - the inline code spans (commands, file names, variables, statuses), as a set;
 - the link targets, as a set;
 (in both, X.ru.md counts as X.md and notebooks/ru/ as notebooks/: a Russian text names the Russian twins)
@@ -31,6 +32,7 @@ HEADING = re.compile(r"^(#{1,6})\s", re.MULTILINE)
 CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 COMMENT = re.compile(r"(?:^|\s)#\s.*$")
+LABEL = re.compile(r'"[^"]*"|\[[^\]"]*\]|\(\[[^\]]*\]\)')
 TREE_PREFIX = re.compile(r"^[\s│├└─]*")
 THOUSANDS = re.compile(r"\b(\d{1,3}(?:,\d{3})+)(?![\d,])")
 DECIMAL_COMMA = re.compile(r"(\d),(\d)")
@@ -55,9 +57,11 @@ def english_name(name: str) -> str:
     return name.replace(".ru.md", ".md").replace("notebooks/ru/", "notebooks/")
 
 
-def code_line(line: str, plain: bool) -> str:
+def code_line(line: str, info: str) -> str:
+    if info == "mermaid":  # a diagram: its shape, not its labels
+        return LABEL.sub("", line).rstrip()
     line = COMMENT.sub("", line).rstrip()
-    if plain:  # a tree or a command list: the path or command before its description
+    if not info:  # a tree or a command list: the path or command before its description
         prefix = TREE_PREFIX.match(line)[0]
         entry = re.split(r"\s{2,}", line[len(prefix):], maxsplit=1)[0]
         first = entry.split(" ", 1)[0]
@@ -80,7 +84,7 @@ def skeleton(text: str) -> dict[str, object]:
     bare = LINK.sub("]", CODE_SPAN.sub(" ", prose))
     return {
         "headings": [len(h) for h in HEADING.findall(prose)],
-        "code blocks": [(b.info, "\n".join(code_line(l, plain=not b.info) for l in b.code.splitlines()))
+        "code blocks": [(b.info, "\n".join(code_line(l, b.info) for l in b.code.splitlines()))
                         for b in blocks],
         "inline code": spans,
         "links": links,
