@@ -90,6 +90,25 @@ def test_a_russian_notebook_has_the_english_code_and_outputs(english, russian):
                           + "\n".join(problems))
 
 
+def test_refreshing_a_russian_notebook_keeps_its_russian_markdown_and_takes_the_english_code():
+    """`labkit notebooks-ru` after an English edit: new code and outputs copied, Russian text kept, new text flagged."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    english = new_notebook(cells=[new_markdown_cell("# Run it", id="a"), new_code_cell("print(1)", id="b")])
+    russian = notebooks_ru.synced(english)
+    russian.cells[0].source = "# Запуск"
+    assert notebooks_ru.differences(english, russian) == []
+
+    english.cells[1].source = "print(2)"
+    english.cells[1].outputs = [new_output("stream", name="stdout", text="2\n")]
+    english.cells.append(new_markdown_cell("## Clean up", id="c"))
+    assert len(notebooks_ru.differences(english, russian)) == 1  # the cells differ
+    refreshed = notebooks_ru.synced(english, russian)
+    assert refreshed.cells[0].source == "# Запуск" and refreshed.cells[1] == english.cells[1]
+    assert notebooks_ru.differences(english, refreshed) == [
+        "cell 3 (id c, markdown): not translated yet: '## Clean up'"]
+
+
 def russian_texts():
     for path in russian_documents():
         yield relative(path), path.read_text()
