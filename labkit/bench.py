@@ -32,10 +32,10 @@ from labkit.resources import free_port
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "labkit-bench-capstone"
 LECTURE_REQUEST = {"data": [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]}
-# For the benchmark only: publish the queue (broker + result backend) on loopback, so task completion
-# times come from the result backend's date_done, as in labkit.bench_async, not from a poll interval.
+# For the benchmark only: publish the result backend on loopback, so task completion times come from
+# its date_done, as in labkit.bench_async, not from a poll interval.
 OVERRIDE = """services:
-  queue:
+  results:
     ports: ["127.0.0.1::6379"]
 """
 
@@ -133,7 +133,7 @@ class Capstone:
 
 def capstone_suite(duration: float, tasks: int, clients: int) -> list[Line]:
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as folder:
-        override = Path(folder) / "publish-queue.yaml"
+        override = Path(folder) / "publish-results.yaml"
         override.write_text(OVERRIDE)
         capstone = Capstone(override)
         began = time.monotonic()
@@ -152,8 +152,8 @@ def capstone_suite(duration: float, tasks: int, clients: int) -> list[Line]:
                 log(f"  {what:<42} c={concurrency:<3} {r.rps:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
                     f"p99 {r.p99_ms:7.2f} ms  errors {r.errors}")
                 lines.append(Line("capstone", what, f"c={concurrency}", r.rps, r.p50_ms, r.p99_ms, r.errors))
-            queue_port = int(capstone.compose("port", "queue", "6379").strip().rsplit(":", 1)[1])
-            target = SimpleNamespace(base=capstone.base, store=redis.Redis(port=queue_port, db=1))
+            results_port = int(capstone.compose("port", "results", "6379").strip().rsplit(":", 1)[1])
+            target = SimpleNamespace(base=capstone.base, store=redis.Redis(port=results_port, db=1))
             log(f"  async: {tasks} x POST /tasks through the gateway, the compose worker (2 processes) ...")
             row = bench_async.measure_async(target, 2, tasks, clients, expected=[0, 2])
             lines.append(Line("capstone", f"async POST /tasks -> SUCCESS (n={tasks})", f"c={clients}, 2 worker proc",

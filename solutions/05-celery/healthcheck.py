@@ -11,8 +11,12 @@ import urllib.request
 command = open("/proc/1/cmdline", "rb").read().split(b"\0")
 
 if b"worker" in command:
-    from tasks import app
+    import os
 
+    from celery import Celery
+
+    # Not `from tasks import app`: that imports the model (scikit-learn), seconds of CPU every check.
+    app = Celery(broker=os.environ.get("BROKER_URL", "redis://localhost:6379/0"))
     replies = app.control.ping(destination=[f"celery@{socket.gethostname()}"], timeout=3)
     sys.exit(0 if replies else 1)
 elif b"beat" in command:

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from labkit.resources import free_port, unique_name
+from labkit.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # `make chaos` sets CHAOS=full: bigger loads; `make test` runs the same tests with small ones.
 FULL = os.environ.get("CHAOS") == "full"
-
+WORKER_PROCESSES = 2  # the worker's --concurrency in docker-compose.yaml
 
 
 @dataclass
@@ -36,12 +37,36 @@ class Capstone:
     def containers(self, service: str) -> list[str]:
         return self.compose("ps", "-q", service).split()
 
+    def restart_worker(self, container: str, timeout: float = 120) -> bool:
+        """Start a stopped worker container; True once Celery logs that it is ready to consume."""
+        since = subprocess.run(["docker", "inspect", "-f", "{{.State.FinishedAt}}", container],
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+        self.compose("start", "worker")
+
+        def ready() -> bool:
+            logs = subprocess.run(["docker", "logs", "--since", since, container], capture_output=True,
+                                  text=True, timeout=30)
+            return " ready." in logs.stdout + logs.stderr
+
+        return bool(wait_until(ready, timeout, interval=0.5))
+
+    def queue_depth(self, queue: str = "celery") -> tuple[int, int]:
+        """(ready, unacknowledged) messages of a RabbitMQ queue, as the broker counts them."""
+        result = subprocess.run(["docker", "exec", self.containers("queue")[0], "rabbitmqctl", "list_queues", "-q",
+                                 "name", "messages_ready", "messages_unacknowledged"],
+                                capture_output=True, text=True, timeout=60)
+        for line in result.stdout.splitlines():
+            name, *numbers = line.split()
+            if name == queue and len(numbers) == 2:
+                return int(numbers[0]), int(numbers[1])
+        raise AssertionError(f"RabbitMQ lists no queue {queue!r}: {result.stdout[-500:]}{result.stderr[-500:]}")
+
 
 @pytest.fixture(scope="session")
 def capstone(run_id, docker_client):
     """The whole service under a project of this run, on free loopback ports; removed with its volumes."""
     env = {**os.environ, "GATEWAY_PORT": str(free_port()), "FLOWER_PORT": str(free_port()),
-           "VISIBILITY_TIMEOUT": "10", "COMPOSE_DOCKER_CLI_BUILD": "0", "DOCKER_BUILDKIT": "0"}
+           "COMPOSE_DOCKER_CLI_BUILD": "0", "DOCKER_BUILDKIT": "0"}
     service = Capstone(unique_name(run_id, "capstone"), env)
     try:
         service.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "240", timeout=900)

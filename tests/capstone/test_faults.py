@@ -12,10 +12,19 @@ import requests
 
 from labkit.testing import wait_until
 
-from .conftest import FULL
+from .conftest import FULL, WORKER_PROCESSES
 from .load import LECTURE, Load
 
 pytestmark = pytest.mark.capstone
+
+TASK_SECONDS = 0.1
+# The service's promise (labs/06-capstone/README.md): a task accepted with 202 finishes within
+# RECOVERY_SECONDS after a worker is back, plus the time the tasks queued before it take to run.
+RECOVERY_SECONDS = 10
+
+
+def guaranteed_seconds(queued: int) -> float:
+    return RECOVERY_SECONDS + queued * TASK_SECONDS / WORKER_PROCESSES
 
 
 def submit(base: str, delay: float = 0.0) -> str:
@@ -47,36 +56,41 @@ def test_the_service_answers_the_lectures_two_client_snippets(capstone):
 
 
 def test_a_worker_killed_under_load_loses_no_task(capstone, report):
-    """SIGKILL the worker while tasks run; once a worker is back, every submitted task finishes."""
+    """SIGKILL the worker while tasks run; once a worker is back, every submitted task finishes in time."""
     count = 400 if FULL else 60
-    task_ids = [submit(capstone.base, delay=0.1) for _ in range(count)]
+    task_ids = [submit(capstone.base, delay=TASK_SECONDS) for _ in range(count)]
     # Kill while a task runs: by the end of a big submission the first tasks are long done.
     assert wait_until(lambda: "STARTED" in states(capstone.base, task_ids).values(), 30), "no task started"
     worker = capstone.containers("worker")[0]
     subprocess.run(["docker", "kill", worker], check=True, capture_output=True, timeout=30)
-    killed_at = time.monotonic()
-    # The scenario: the worker is down for a while (a crash, a reschedule). Its unacknowledged tasks
-    # return to the queue once the visibility timeout (10 s here) has passed since it took them.
-    while time.monotonic() - killed_at < 11:
-        time.sleep(0.5)
-    capstone.compose("start", "worker")
-    done = wait_until(lambda: all(s == "DONE" for s in states(capstone.base, task_ids).values()), 120, interval=2)
+    # RabbitMQ sees the worker's connection drop and makes its unacknowledged tasks ready again at once.
+    requeued = wait_until(lambda: capstone.queue_depth()[1] == 0, 15, interval=0.2)
+    ready, unacked = capstone.queue_depth()
+    assert requeued, f"RabbitMQ still holds {unacked} unacknowledged tasks of the killed worker"
+    restarted = capstone.restart_worker(worker)
+    assert restarted, "the worker did not report 'ready' within 120 s of its restart"
+    back_at = time.monotonic()
+    bound = guaranteed_seconds(count)
+    done = wait_until(lambda: all(s == "DONE" for s in states(capstone.base, task_ids).values()), bound, interval=1)
+    took = time.monotonic() - back_at
     final = states(capstone.base, task_ids)
     lost = [t for t, s in final.items() if s != "DONE"]
-    report("worker killed under load", tasks_sent=count, tasks_done=count - len(lost), tasks_lost=len(lost))
-    assert done and not lost, f"{len(lost)} of {count} tasks never finished: {[final[t] for t in lost[:5]]}"
+    report("worker killed under load", tasks_sent=count, tasks_done=count - len(lost), tasks_lost=len(lost),
+           after_kill=f"ready={ready} unacked={unacked}", all_done_after_restart_s=f"{took:.1f}", bound_s=bound)
+    assert done and not lost, (f"{len(lost)} of {count} tasks not finished {bound} s after the worker was back: "
+                               f"{[final[t] for t in lost[:5]]}")
 
 
-def test_a_redis_restart_gives_503_not_500_and_recovers_within_10_seconds(capstone, report):
-    """While the queue's Redis is down, /tasks answers 503 (never another 5xx); it serves again within 10 s."""
-    queue = capstone.containers("queue")[0]
+def test_a_result_store_restart_gives_503_not_500_and_recovers_within_10_seconds(capstone, report):
+    """While the results' Redis is down, /tasks answers 503 (never another 5xx); it serves again within 10 s."""
+    results = capstone.containers("results")[0]
     with Load(f"{capstone.base}/tasks", threads=2, max_seconds=90, ok=(202, 503)) as load:
         load.wait_for(20)
-        subprocess.run(["docker", "stop", "-t", "2", queue], check=True, capture_output=True, timeout=30)
+        subprocess.run(["docker", "stop", "-t", "2", results], check=True, capture_output=True, timeout=30)
         before = dict(load.statuses)
         load.wait_for(load.sent + 20, timeout=20)
         while_down = {k: v - before.get(k, 0) for k, v in load.statuses.items()}
-        subprocess.run(["docker", "start", queue], check=True, capture_output=True, timeout=30)
+        subprocess.run(["docker", "start", results], check=True, capture_output=True, timeout=30)
         back_at = time.monotonic()
         recovered = wait_until(lambda: requests.post(f"{capstone.base}/tasks", json=LECTURE, timeout=10)
                                .status_code == 202, 10, interval=0.2)
