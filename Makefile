@@ -51,9 +51,8 @@ up-swarm: setup ## the same service as a swarm stack `iris` (builds, joins a sin
 down-swarm: ## remove the swarm stack (`docker swarm leave --force` leaves the swarm)
 	docker stack rm iris
 
-grade: setup ## grade TARGET (exercises, solutions, or a path): table + grades.json
-	@$(PYTEST) tests/graded --target $(TARGET) -q --no-header -p no:warnings || true
-	@echo "Grades in grades.json (per requirement, with feedback)."
+grade: setup ## grade your labs: LAB=01 or LAB=01,04 (default: the labs you started); TARGET=solutions|PATH
+	@$(PYTEST) tests/graded --target $(TARGET) --lab "$(or $(LAB),started)" -q -rN --no-header -p no:warnings || true
 
 grade-many: setup ## grade every submission folder in DIR: grades.csv + feedback per student (JOBS=, LABS=, OUT=)
 	@test -n "$(DIR)" || { echo "usage: make grade-many DIR=/path/to/submissions [JOBS=2] [LABS=01-docker,...] [OUT=...]"; exit 2; }
