@@ -12,6 +12,8 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +33,8 @@ class CollectionError(RuntimeError):
     """pytest could not collect the graded tests (a syntax error, an import error)."""
 
 
-def collect(graded: Path = GRADED) -> list[Requirement]:
+@lru_cache(maxsize=4)  # one collection per process: the graded tests do not change while it runs
+def collect(graded: Path = GRADED) -> tuple[Requirement, ...]:
     """Every graded item, in collection order (lab by lab, as the grader runs them)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "requirements.json"
@@ -40,10 +43,10 @@ def collect(graded: Path = GRADED) -> list[Requirement]:
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
         if result.returncode != 0 or not out.is_file():
             raise CollectionError(f"pytest could not collect {graded}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
-        return [Requirement(**row) for row in json.loads(out.read_text())]
+        return tuple(Requirement(**row) for row in json.loads(out.read_text()))
 
 
-def totals(requirements: list[Requirement]) -> dict[str, float]:
+def totals(requirements: Iterable[Requirement]) -> dict[str, float]:
     """Points per lab."""
     sums: dict[str, float] = {}
     for r in requirements:
