@@ -40,7 +40,7 @@ class Outcome:
     max_points: float
     passed: bool
     feedback: str
-    # "pass", "fail", or "could not grade": the engine failed (daemon gone, disk full), not the student.
+    # "not started" (labkit.progress: the lab's files are still the stubs, its tests did not run), or "".
     status: str = ""
 
 
