@@ -40,11 +40,17 @@ def test_feedback_keeps_its_facts_and_translates_its_frame():
     assert i18n.feedback(english, "en") == english
 
 
+def test_numbers_compare_across_decimal_commas_and_thousands_separators():
+    assert i18n.numbers("< 0.5 s, ~1,000 rows, [0, 2]") == i18n.numbers("< 0,5 с, ~1 000 строк, [0, 2]")
+    assert i18n.numbers("within 5 s") != i18n.numbers("за 3 с")
+
+
 def test_a_parametrized_requirement_names_its_case_in_both_languages():
     nodeid = "tests/graded/test_04_flask_serving.py::test_a_down_cache_is_bypassed_quickly[redis]"
     assert i18n.requirement("04-flask-serving", nodeid, "With the cache ...", "en") == "With the cache ... [redis]"
     assert i18n.requirement("04-flask-serving", nodeid, "With the cache ...", "ru").startswith("Когда сервер кеша")
     assert i18n.requirement("04-flask-serving", nodeid, "x", "ru").endswith("[redis]")
+    assert i18n.requirement("04-flask-serving", nodeid, "Bypassed. [redis]", "en") == "Bypassed. [redis]"
 
 
 def test_every_frame_word_of_the_table_is_translated():

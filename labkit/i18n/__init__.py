@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 ENGLISH = "en"
 LANGUAGES = (ENGLISH, "ru")
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+THOUSANDS = re.compile(r"(?<=\d)[,\u00a0\u202f ](?=\d{3}(?!\d))")  # 1,000 and 1 000 are 1000
 FRAME_EXPECTED = re.compile(r"(?m)^(\s*)expected ")
 FRAME_GOT = re.compile(r"; got ")
 
@@ -61,7 +62,7 @@ def requirement(lab: str, nodeid: str, english: str, lang: str) -> str:
     """A graded item's requirement line in `lang`, its parameter (e.g. "redis") appended."""
     test, param = split_nodeid(nodeid)
     line = (translated_requirement(lab, test, lang) or english).strip()
-    return f"{line} [{param}]" if param else line
+    return f"{line} [{param}]" if param and not line.endswith(f"[{param}]") else line
 
 
 def feedback(text: str, lang: str) -> str:
@@ -77,8 +78,8 @@ def feedback(text: str, lang: str) -> str:
 
 
 def numbers(text: str) -> list[str]:
-    """The numbers of a text, "0,5" read as "0.5": a translation must keep every threshold."""
-    return sorted(n.replace(",", ".") for n in NUMBER.findall(text))
+    """The numbers of a text ("0,5" is 0.5, "1,000" and "1 000" are 1000): a translation keeps every threshold."""
+    return sorted(n.replace(",", ".") for n in NUMBER.findall(THOUSANDS.sub("", text)))
 
 
 def problems(requirements, lang: str) -> list[str]:
