@@ -63,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m: a lab reported "not started" lists only the selected tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """--lab: run the graded tests of the labs asked for; a lab not started is reported, not run."""
     try:

@@ -83,3 +83,18 @@ def test_grading_labs_not_started_runs_nothing_and_reports_each(tree, tmp_path):
     assert {t["status"] for t in record["tests"]} == {NOT_STARTED}
     assert "0 / 14  not started" in result.stdout
     assert took < 30, f"took {took:.0f} s: nothing should have been built"
+
+
+def test_a_tree_where_only_lab_01_is_done_grades_lab_01_alone(tree, tmp_path):
+    """The exercises with lab 01's student files from solutions/: lab 01 is graded (here its build
+    requirement only, to keep the test short), every other lab is "not started" and nothing of it runs."""
+    for relative in STUDENT_FILES["01-docker"]:
+        shutil.copy(ROOT / "solutions" / "01-docker" / relative, tree / "01-docker" / relative)
+    grades = tmp_path / "grades.json"
+    result = subprocess.run([sys.executable, "-m", "pytest", "tests/graded", "--target", str(tree), "--lab", "started",
+                             "-k", "image_builds or not test_01", "--grades-json", str(grades), "-q",
+                             "-p", "no:warnings"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    record = json.loads(grades.read_text())
+    ran = [t for t in record["tests"] if t["status"] != NOT_STARTED]
+    assert [(t["lab"], t["passed"]) for t in ran] == [("01-docker", True)], result.stdout[-3000:]
+    assert [lab for lab, got in record["labs"].items() if got["not_started"]] == list(LABS[1:])
