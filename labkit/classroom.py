@@ -4,7 +4,9 @@ GitHub's command grader gives a step all or nothing; the course gives points per
 each lab's step runs `make grade LAB=NN` and hands this module's output to the grading reporter
 (classroom-resources/autograding-grading-reporter), which adds up `score` over `tests`:
 
-    python -m labkit.classroom grades.json 01-docker >> "$GITHUB_OUTPUT"    # result=<base64 JSON>
+    python -m labkit.classroom grades.json 01-docker 14 >> "$GITHUB_OUTPUT"    # result=<base64 JSON>
+
+(14: the lab's points, so that a run that wrote no grades still counts them as lost, not as absent.)
 
 `workflow()` writes the template `.github/workflows/classroom.yml` of a student release.
 """
@@ -16,25 +18,25 @@ import sys
 from pathlib import Path
 
 
-def lab_result(grades: dict, lab: str) -> dict:
-    """The reporter's runner result for one lab of a grades.json."""
+def lab_result(grades: dict, lab: str, points: float | None = None) -> dict:
+    """The reporter's runner result for one lab of a grades.json, out of `points` (default: the lab's own)."""
     tests = [t for t in grades.get("tests", []) if t["lab"] == lab]
     return {
         "version": 1,
         "status": "pass" if tests and all(t["passed"] for t in tests) else "fail",
-        "max_score": sum(t["max_points"] for t in tests),
+        "max_score": sum(t["max_points"] for t in tests) if points is None else points,
         "tests": [{"name": t["requirement"], "status": "pass" if t["passed"] else "fail", "score": t["points"],
                    "message": t["feedback"][:1000], "line_no": 0, "execution_time": "0"} for t in tests],
     }
 
 
-def output_line(grades_path: Path, lab: str) -> str:
+def output_line(grades_path: Path, lab: str, points: float | None = None) -> str:
     """`result=<base64>` for $GITHUB_OUTPUT; a missing grades.json is a failed lab, not a broken workflow."""
     try:
         grades = json.loads(grades_path.read_text())
     except (OSError, ValueError):
         grades = {}
-    return "result=" + base64.b64encode(json.dumps(lab_result(grades, lab)).encode()).decode()
+    return "result=" + base64.b64encode(json.dumps(lab_result(grades, lab, points)).encode()).decode()
 
 
 def runner_id(lab: str) -> str:
@@ -50,8 +52,9 @@ def workflow(totals: dict[str, float]) -> str:
         if: always()
         timeout-minutes: 40
         run: |
+          rm -f grades.json
           make grade LAB={lab[:2]}
-          .venv/bin/python -m labkit.classroom grades.json {lab} >> "$GITHUB_OUTPUT"
+          .venv/bin/python -m labkit.classroom grades.json {lab} {points:g} >> "$GITHUB_OUTPUT"
 """)
     env = "".join(f"          {runner_id(lab).upper()}_RESULTS: \"${{{{ steps.{runner_id(lab)}.outputs.result }}}}\"\n"
                   for lab in totals)
@@ -91,4 +94,4 @@ jobs:
 
 
 if __name__ == "__main__":
-    print(output_line(Path(sys.argv[1]), sys.argv[2]))
+    print(output_line(Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None))

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labkit.classroom import lab_result, output_line
 from labkit.requirements import collect, totals
@@ -62,6 +63,10 @@ def test_the_classroom_workflow_has_one_step_per_lab_with_its_points(release):
     for lab, points in totals(collect()).items():
         assert f'- name: "{lab}: {points:g} points"' in text and f"make grade LAB={lab[:2]}" in text
     assert "runners: lab01,lab02,lab03,lab04,lab05" in text and "setup_host" not in text
+    job = yaml.safe_load(text)["jobs"]["run-autograding-tests"]
+    reporter = job["steps"][-1]
+    assert reporter["uses"].startswith("classroom-resources/autograding-grading-reporter@")
+    assert set(reporter["env"]) == {f"LAB{lab[:2]}_RESULTS" for lab in totals(collect())}
 
 
 def test_make_grade_lab_01_grades_the_stubs_of_the_release_to_zero_quickly(release):
@@ -86,5 +91,6 @@ def test_a_classroom_result_carries_the_points_of_each_requirement():
          "feedback": ""}]}
     result = lab_result(grades, "01-docker")
     assert (result["status"], result["max_score"]) == ("fail", 5.0)
+    assert lab_result({}, "01-docker", 14)["max_score"] == 14  # no grades written: the points are lost, not absent
     assert [(t["name"], t["status"], t["score"]) for t in result["tests"]] == [("builds", "pass", 2.0),
                                                                                ("serves", "fail", 0.0)]
