@@ -8,6 +8,7 @@ written in it). `labkit release` renders the rows into the documents (labkit.doc
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,13 +35,14 @@ class CollectionError(RuntimeError):
 
 
 @lru_cache(maxsize=4)  # one collection per process: the graded tests do not change while it runs
-def collect(graded: Path = GRADED) -> tuple[Requirement, ...]:
-    """Every graded item, in collection order (lab by lab, as the grader runs them)."""
+def collect(graded: Path = GRADED, root: Path = ROOT) -> tuple[Requirement, ...]:
+    """Every graded item, in collection order (lab by lab, as the grader runs them), with the labkit of `root`."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "requirements.json"
         command = [sys.executable, "-m", "pytest", str(graded), "--collect-only", "-q", "-p", "labkit.requirements",
                    "--requirements-json", str(out), "-p", "no:warnings"]
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120, env=env)
         if result.returncode != 0 or not out.is_file():
             raise CollectionError(f"pytest could not collect {graded}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
         return tuple(Requirement(**row) for row in json.loads(out.read_text()))

@@ -1,7 +1,8 @@
 """`labkit release --student DIR`: the repository students get, without the answers.
 
 What changes against the course's repository (STUDENT_RELEASE.md in the release says the same):
-- no `solutions/`, no maintainer tests (only `tests/graded/` and `tests/conftest.py`), no `.ci/`;
+- no `solutions/`, no maintainer tests (only the grader: `tests/graded/`, `tests/conftest.py` and the
+  data it reads in `tests/fixtures/NN-topic/`), no `.ci/`;
 - `make grade` grades `exercises/` (the stubs are what "not started" compares with);
 - the service of `make up`, `make bench*` and notebooks 04 (part 2 on) and 06 is built from the
   student's own `exercises/04-flask-serving` and `exercises/05-celery`, and `make up` says so and stops
@@ -23,7 +24,9 @@ from labkit.requirements import collect, totals
 from labkit.services import SERVICE_LABS
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_TESTS = ("tests/graded/", "tests/conftest.py")
+# The grader and the data it reads (tests/fixtures/NN-topic/); not the maintainer tests, nor the corpus of
+# correct and wrong submissions (tests/fixtures/submissions/: correct ones are answers).
+SHIPPED_TESTS = re.compile(r"^tests/(graded/|conftest\.py$|fixtures/\d\d-[^/]+/)")
 LEFT_OUT = ("solutions/", ".ci/", ".github/")
 MAINTAINER_TARGETS = ("test", "test-unit", "test-graded", "test-stubs", "test-notebooks", "release",
                       "release-check", "chaos")
@@ -58,7 +61,7 @@ def course_files(root: Path = ROOT) -> list[str]:
 def shipped(relative: str) -> bool:
     if relative.startswith(LEFT_OUT):
         return False
-    return not relative.startswith("tests/") or relative.startswith(SHIPPED_TESTS)
+    return not relative.startswith("tests/") or bool(SHIPPED_TESTS.match(relative))
 
 
 def without_targets(makefile: str, targets: tuple[str, ...]) -> str:
@@ -160,6 +163,9 @@ def write_student_release(dest: Path, root: Path = ROOT) -> list[str]:
         (dest / relative).parent.mkdir(parents=True, exist_ok=True)
         (dest / relative).write_text(text, encoding="utf-8")
         written.append(relative)
+    graded = totals(collect(dest / "tests" / "graded", dest))
+    if graded != labs_total:  # e.g. a graded test reads a file the release left out
+        raise ReleaseError(f"the release's grader collects {graded}, the course's {labs_total}")
     return sorted(written)
 
 

@@ -38,7 +38,9 @@ def in_release(release: Path, *command: str, timeout: float = 180) -> subprocess
 def test_the_release_has_no_answers_and_no_maintainer_tests(release):
     files = {p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()}
     assert not any(f.startswith(("solutions/", ".ci/")) for f in files)
-    assert {f for f in files if f.startswith("tests/") and not f.startswith("tests/graded/")} == {"tests/conftest.py"}
+    others = {f for f in files if f.startswith("tests/") and not f.startswith(("tests/graded/", "tests/fixtures/"))}
+    assert others == {"tests/conftest.py"}
+    assert not any(f.startswith(("tests/fixtures/submissions/", "tests/fixtures/errata/")) for f in files)
     assert "exercises/04-flask-serving/service/app.py" in files and "STUDENT_RELEASE.md" in files
     for built in ["docker-compose.yaml", "Makefile", *(f for f in files if f.endswith(".ipynb"))]:
         text = (release / built).read_text()

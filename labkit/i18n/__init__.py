@@ -84,11 +84,12 @@ def numbers(text: str) -> list[str]:
 
 def problems(requirements, lang: str) -> list[str]:
     """Graded tests the catalogue lacks, or whose translation states other numbers than the English."""
-    found: list[str] = []
+    found: dict[tuple[str, str], str] = {}
     for r in requirements:
         line = translated_requirement(r.lab, r.test, lang)
+        english = r.text.removesuffix(f" [{r.param}]") if r.param else r.text
         if line is None:
-            found.append(f"{r.lab}: {r.test}: no {lang} line for {r.text!r}")
-        elif numbers(line) != numbers(r.text):
-            found.append(f"{r.lab}: {r.test}: the numbers differ: {r.text!r} vs {line.strip()!r}")
-    return sorted(set(found))
+            found[r.lab, r.test] = f"{r.lab}: {r.test}: no {lang} line for {english!r}"
+        elif numbers(line) != numbers(english):
+            found[r.lab, r.test] = f"{r.lab}: {r.test}: the numbers differ: {english!r} vs {line.strip()!r}"
+    return [found[key] for key in sorted(found)]
