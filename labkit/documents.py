@@ -60,7 +60,7 @@ def line_of(r: Requirement, lang: str) -> str:
 
 def lab_table(rows: Sequence[Requirement], lab: str, lang: str) -> str:
     """| requirement | points | of one lab, with its total."""
-    say = lambda english: i18n.word(english, lang)  # noqa: E731
+    say = i18n.sayer(lang)
     mine = [r for r in rows if r.lab == lab]
     lines = [f"| {say('requirement')} | {say('points')} |", "|---|---|"]
     lines += [f"| {escape(line_of(r, lang))} | {r.points:g} |" for r in mine]
@@ -70,7 +70,7 @@ def lab_table(rows: Sequence[Requirement], lab: str, lang: str) -> str:
 
 def week_tables(rows: Sequence[Requirement], lang: str) -> str:
     """Every lab's table, each under a line naming the lab, its exercise folder and its points."""
-    say = lambda english: i18n.word(english, lang)  # noqa: E731
+    say = i18n.sayer(lang)
     parts = []
     for lab, points in totals(rows).items():
         parts.append(f"**{lab}** — [`exercises/{lab}/`](../exercises/{lab}/) — {say('points')}: {points:g}\n\n"

@@ -46,6 +46,11 @@ def word(english: str, lang: str) -> str:
     return catalogue(lang)["words"].get(english, english)
 
 
+def sayer(lang: str):
+    """word() bound to a language: say("TOTAL")."""
+    return lambda english: word(english, lang)
+
+
 def split_nodeid(nodeid: str) -> tuple[str, str]:
     """(test function, parameter id) of a pytest node id or a bare test name."""
     name = nodeid.rsplit("::", 1)[-1]
