@@ -114,8 +114,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     lab_marker = item.get_closest_marker("lab")
     max_points = float(marker.args[0])
     feedback = "" if report.passed else feedback_of(call)
-    if report.failed:
-        report.longrepr = f"[{requirement_of(item)}]\n{feedback}"
+    if report.failed:  # pytest's own failure section, in the student's language like the table
+        lang = i18n.language()
+        requirement = i18n.requirement(lab_marker.args[0] if lab_marker else "?", item.nodeid, requirement_of(item), lang)
+        report.longrepr = f"[{requirement}]\n{i18n.feedback(feedback, lang)}"
     item.config.labkit_outcomes.append(Outcome(
         lab=lab_marker.args[0] if lab_marker else "?",
         test=item.nodeid,
