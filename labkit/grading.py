@@ -116,7 +116,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     feedback = "" if report.passed else feedback_of(call)
     if report.failed:  # pytest's own failure section, in the student's language like the table
         lang = i18n.language()
-        requirement = i18n.requirement(lab_marker.args[0] if lab_marker else "?", item.nodeid, requirement_of(item), lang)
+        lab = lab_marker.args[0] if lab_marker else "?"
+        requirement = i18n.requirement(lab, item.nodeid, requirement_of(item), lang)
         report.longrepr = f"[{requirement}]\n{i18n.feedback(feedback, lang)}"
     item.config.labkit_outcomes.append(Outcome(
         lab=lab_marker.args[0] if lab_marker else "?",
