@@ -57,3 +57,25 @@ def test_a_parametrized_requirement_names_its_case_in_both_languages():
 def test_every_frame_word_of_the_table_is_translated():
     words = i18n.catalogue("ru")["words"]
     assert {"PASS", "FAIL", "not started", "TOTAL", "expected", "got", "requirement", "points", "total"} <= set(words)
+
+
+def test_labkit_lang_ru_grades_lab_01_in_russian(tmp_path):
+    """`LABKIT_LANG=ru make grade LAB=01` on the stubs: Russian requirements, frame words and feedback; the
+    record keeps its English keys and adds the Russian lines beside them."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    grades = tmp_path / "grades.json"
+    result = subprocess.run([sys.executable, "-m", "pytest", "tests/graded", "--lab", "01", "--grades-json", str(grades),
+                             "-q", "-rN", "-p", "no:warnings"], cwd=root, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "LABKIT_LANG": "ru"})
+    assert "ИТОГО: 0 / 14" in result.stdout, result.stdout[-3000:]
+    assert "не зачтено" in result.stdout and "Образ собирается из Dockerfile." in result.stdout
+    assert "-> ожидалось: " in result.stdout
+    record = json.loads(grades.read_text())
+    assert record["lang"] == "ru" and {"requirement", "feedback", "requirement_ru", "feedback_ru"} <= set(record["tests"][0])
+    assert record["tests"][0]["requirement"] == "The image builds from Dockerfile."
