@@ -78,4 +78,5 @@ def test_labkit_lang_ru_grades_lab_01_in_russian(tmp_path):
     assert "-> ожидалось: " in result.stdout
     record = json.loads(grades.read_text())
     assert record["lang"] == "ru" and {"requirement", "feedback", "requirement_ru", "feedback_ru"} <= set(record["tests"][0])
-    assert record["tests"][0]["requirement"] == "The image builds from Dockerfile."
+    first = record["tests"][0]
+    assert first["requirement_ru"] == "Образ собирается из Dockerfile." != first["requirement"]
