@@ -37,6 +37,7 @@ images: venv ## pull the base images, or build offline stand-ins
 	@$(LABKIT) images
 
 up: setup ## start the week's ML service and call it like the lecture does
+	@$(BIN)/python -m labkit.services
 	docker compose up --detach --build --wait --wait-timeout 180
 	@$(BIN)/python -m labkit.demo
 
@@ -44,6 +45,7 @@ down: ## stop the service and remove its containers, networks and volumes
 	docker compose down --volumes --remove-orphans
 
 up-swarm: setup ## the same service as a swarm stack `iris` (builds, joins a single-node swarm if needed)
+	@$(BIN)/python -m labkit.services
 	docker compose build
 	@$(BIN)/python -m labkit.stack deploy iris
 	@$(BIN)/python -m labkit.demo
@@ -51,9 +53,8 @@ up-swarm: setup ## the same service as a swarm stack `iris` (builds, joins a sin
 down-swarm: ## remove the swarm stack (`docker swarm leave --force` leaves the swarm)
 	docker stack rm iris
 
-grade: setup ## grade TARGET (exercises, solutions, or a path): table + grades.json
-	@$(PYTEST) tests/graded --target $(TARGET) -q --no-header -p no:warnings || true
-	@echo "Grades in grades.json (per requirement, with feedback)."
+grade: setup ## grade your labs: LAB=01 or LAB=01,04 (default: the labs you started); TARGET=solutions|PATH
+	@$(PYTEST) tests/graded --target $(TARGET) --lab "$(or $(LAB),started)" -q -rN --no-header -p no:warnings || true
 
 grade-many: setup ## grade every submission folder in DIR: grades.csv + feedback per student (JOBS=, LABS=, OUT=)
 	@test -n "$(DIR)" || { echo "usage: make grade-many DIR=/path/to/submissions [JOBS=2] [LABS=01-docker,...] [OUT=...]"; exit 2; }
@@ -90,12 +91,14 @@ test: setup clean release-check test-unit test-graded test-stubs test-notebooks 
 	@$(LABKIT) clean --check
 
 bench-sync: setup ## benchmark lab 04's sync service against its baselines (2-3 minutes)
+	@$(BIN)/python -m labkit.services 04-flask-serving
 	$(BIN)/python -m labkit.bench_sync
 
 bench-async: setup ## sync vs async: 1,000 tasks end to end with 1 and 2 worker processes
 	$(BIN)/python -m labkit.bench_async
 
 bench: setup ## one table: lab 04's sync service, lab 05's queue, and the capstone through its gateway
+	@$(BIN)/python -m labkit.services
 	$(BIN)/python -m labkit.bench
 
 chaos: setup ## fault tests of the complete service with big loads: sent, failed, lost

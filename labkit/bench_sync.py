@@ -1,7 +1,7 @@
 """Benchmark of lab 04's synchronous service: `python -m labkit.bench_sync` (make bench-sync).
 
 It builds and starts, on 127.0.0.1 ports:
-  - the lab's service (solutions/04-flask-serving: gunicorn, 2 sync workers), fast model, no cache;
+  - the lab's service (solutions/04-flask-serving, exercises/ in a student release: gunicorn, 2 sync workers), fast model, no cache;
   - the same image with the slow model (MODEL_DELAY_MS) behind memcached:1.6, for cache hit vs miss;
   - the lecture's Flask development server (labs/01-docker/lecture-server), a baseline;
 and drives them with a load client in separate processes (raw sockets, one TCP connection per
@@ -28,9 +28,10 @@ from pathlib import Path
 import docker
 
 from labkit.resources import RUN_LABEL, new_run_id, remove_labelled, unique_name
+from labkit.services import service_tree
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_CONTEXT = ROOT / "solutions" / "04-flask-serving"
+SERVICE_CONTEXT = service_tree() / "04-flask-serving"  # a student release: the student's own
 LECTURE_CONTEXT = ROOT / "labs" / "01-docker" / "lecture-server"
 SERVICE_TAG, LECTURE_TAG = "labkit-bench/sync-service:latest", "labkit-bench/lecture-server:latest"
 ROW = [5.1, 3.5, 1.4, 0.2]

@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     images.add_argument("tags", nargs="*", help="only these tags (default: all)")
     release = sub.add_parser("release", help="regenerate exercises/ from solutions/")
     release.add_argument("--check", action="store_true", help="only report whether exercises/ is up to date")
+    release.add_argument("--student", metavar="DIR", help="write the students' repository (no solutions/) into DIR")
     check = sub.add_parser("check-grades", help="assert a grades.json scored full marks or zero")
     check.add_argument("grades")
     check.add_argument("--expect", choices=("full", "zero"), required=True)
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         ensure_all(args.tags)
         return 0
     if args.command == "release":
+        if args.student:
+            from labkit.student_release import main as student_release
+
+            return student_release(args.student)
         from labkit.release import release
 
         return release(check=args.check)

@@ -1,4 +1,5 @@
-"""Generate exercises/ from solutions/: every solution region becomes a TODO stub.
+"""Generate exercises/ from solutions/: every solution region becomes a TODO stub; and write the
+graded requirements into the documents first (labkit.documents), so the exercise READMEs carry them.
 
 A region starts at a line `# BEGIN SOLUTION` and ends at `# END SOLUTION` (the same comment
 syntax serves Python, Dockerfile, YAML, nginx conf and .dockerignore). The region's own
@@ -88,7 +89,25 @@ def differences(left: Path, right: Path) -> list[str]:
     return sorted(found)
 
 
+def release_documents(check: bool) -> list[str]:
+    """Refresh (or, with check, only compare) the generated requirement tables; returns the problems."""
+    from labkit.documents import sync
+    from labkit.requirements import CollectionError, collect
+
+    try:
+        rows = collect()
+    except CollectionError as error:
+        return [str(error)]
+    return sync(ROOT, rows, write=not check)
+
+
 def release(check: bool = False) -> int:
+    problems = release_documents(check)
+    for problem in problems:
+        print(f"release: {problem}", file=sys.stderr)
+    if problems and check:
+        print("the requirement tables are not what 'labkit release' writes from tests/graded; run 'make release'",
+              file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "exercises"
         try:
@@ -103,9 +122,10 @@ def release(check: bool = False) -> int:
                 for name in changed:
                     print(f"  {name}")
                 return 1
-            print("exercises/ is up to date with solutions/")
-            return 0
+            if not problems:
+                print("exercises/ and the requirement tables are up to date with solutions/ and tests/graded")
+            return 1 if problems else 0
         shutil.rmtree(EXERCISES, ignore_errors=True)
         shutil.copytree(fresh, EXERCISES)
     print(f"exercises/ regenerated from solutions/ ({sum(1 for p in EXERCISES.rglob('*') if p.is_file())} files)")
-    return 0
+    return 1 if problems else 0

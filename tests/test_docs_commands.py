@@ -68,27 +68,3 @@ def test_a_runnable_block_exits_0(block):
         f"{block.path}:{block.line} exited {process.returncode}\n--- block\n{block.code}"
         f"--- stdout\n{stdout[-2000:]}\n--- stderr\n{stderr[-2000:]}")
 
-
-def graded_points() -> dict[str, float]:
-    """Points per lab number ("01") as the graded tests declare them (@pytest.mark.points(n))."""
-    import ast
-
-    totals: dict[str, float] = {}
-    for module in sorted((ROOT / "tests" / "graded").glob("test_[0-9][0-9]_*.py")):
-        number = module.name[5:7]
-        for node in ast.walk(ast.parse(module.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "points"
-                    and node.args and isinstance(node.args[0], ast.Constant)):
-                totals[number] = totals.get(number, 0) + float(node.args[0].value)
-    return totals
-
-
-@pytest.mark.parametrize("plan", ["week/README.md", "week/README.ru.md"])
-def test_the_week_plan_states_the_points_the_grader_counts(plan):
-    """The points column of the week's plan equals the points of each lab's graded tests."""
-    stated = {}
-    for line in (ROOT / plan).read_text().splitlines():
-        match = re.match(r"^\|.*`exercises/(\d\d)-[a-z0-9-]+/`.*\|\s*(\d+)\s*\|\s*$", line)
-        if match:
-            stated[match[1]] = float(match[2])
-    assert stated and stated == graded_points()
