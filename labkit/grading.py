@@ -77,7 +77,8 @@ def engine_failure(error: BaseException | None) -> bool:
 
 def requirement_of(item: pytest.Item) -> str:
     doc = (getattr(item.obj, "__doc__", None) or item.name).strip()
-    return doc.splitlines()[0]
+    variant = getattr(item, "callspec", None)  # a parametrized check: which case, e.g. [redis]
+    return doc.splitlines()[0] + (f" [{variant.id}]" if variant else "")
 
 
 def feedback_of(call: pytest.CallInfo) -> str:
