@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             results.append(result)
             mark = "ok  " if not result.disagreements else "DIFF"
             print(f"[grader-check] {mark} {lab}/{variant} ({verdict['kind']}) {result.seconds:.0f} s", flush=True)
+            for line in result.disagreements:
+                print(f"    {line}", flush=True)
     print_table(results, time.monotonic() - began)
     return 1 if any(r.disagreements for r in results) else 0
 
