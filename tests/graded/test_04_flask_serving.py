@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from docker.errors import DockerException
 from testcontainers.core.network import Network
 
 from labkit.resources import RUN_LABEL
@@ -101,7 +102,13 @@ def retrained_image(image, docker_client, name, run_id, tmp_path_factory):
     (context / "Dockerfile").write_text(RETRAINED_DOCKERFILE.format(image=image))
     tag = name("image-retrained")
     build_image(docker_client, context, tag, run_id)
-    return tag
+    yield tag
+    # With its untagged parents: they inherit the run's label from the student's image, and would
+    # be left behind as labelled dangling images.
+    try:
+        docker_client.images.remove(tag, force=True)
+    except DockerException:
+        pass
 
 
 @pytest.fixture(scope="module")
