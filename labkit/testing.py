@@ -55,7 +55,7 @@ class Limits:
 
 
 LIMITS = Limits()
-START_TIMEOUT = 90  # a bound, not a requirement: a loaded 2-core machine starts gunicorn slowly
+START_TIMEOUT = 60  # a bound, not a requirement: a loaded 2-core machine starts gunicorn slowly
 
 
 class Feedback(AssertionError):
