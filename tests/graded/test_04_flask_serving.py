@@ -148,7 +148,7 @@ def start_cache(kind: str, network: Network, alias: str, run_id: str, container_
     return container
 
 
-NEVER_SERVED: dict[str, Feedback] = {}  # image -> why it did not serve: later starts fail at once
+NEVER_SERVED: dict[str, Feedback] = {}  # image -> why it did not serve with the defaults: fail at once
 
 
 def start_api(image: str, network: Network, run_id: str, container_name: str, **env: str) -> LabContainer:
@@ -164,8 +164,8 @@ def start_api(image: str, network: Network, run_id: str, container_name: str, **
         container.start()
     except Feedback as failure:
         container.remove()
-        if "no answer" in str(failure):  # it runs but never answers: waiting again would only repeat that
-            NEVER_SERVED[image] = failure
+        if not env and "no answer" in str(failure):  # runs, never answers, even with the defaults:
+            NEVER_SERVED[image] = failure                # waiting again would only repeat that
         raise
     except Exception:
         container.remove()
