@@ -229,7 +229,8 @@ def is_production_server(command: list[str]) -> bool:
     if program(words[0]).startswith("python") and len(words) > 1:
         if words[1] == "-m" and len(words) > 2:
             return words[2].split(".")[0] in PRODUCTION_SERVERS
-        return program(words[1]) in PRODUCTION_SERVERS
+        # A console script as the kernel runs it (an absolute path in a bin/ folder), not ./gunicorn.
+        return words[1].startswith("/") and "/bin/" in words[1] and program(words[1]) in PRODUCTION_SERVERS
     return False
 
 
