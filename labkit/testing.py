@@ -149,15 +149,6 @@ class BuildProgress:
                            f"after {deadline:.0f} s in {self.step or 'its first step'}")
 
 
-def step_used_cache(build_lines: list[str], needle: str) -> bool | None:
-    """Whether the build step whose instruction contains `needle` came from the cache (None: no such step)."""
-    for index, line in enumerate(build_lines):
-        if line.startswith("Step ") and needle in line:
-            following = build_lines[index + 1] if index + 1 < len(build_lines) else ""
-            return "Using cache" in following
-    return None
-
-
 class ServingWait(HttpWaitStrategy):
     """HttpWaitStrategy that gives up at once, with the logs, when the container has exited."""
 
