@@ -74,17 +74,35 @@ def grade(lab: str, variant: str) -> tuple[list[dict], str]:
         make_submission(lab, variant, Path(tmp))
         grades = Path(tmp) / "out" / "grades.json"
         env = {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+        process = subprocess.Popen([sys.executable, "-m", "pytest", str(lab_module(lab)), "--target", tmp,
+                                    "--grades-json", str(grades), "-q", "--no-header", "-p", "no:warnings",
+                                    "-p", "no:cacheprovider"], cwd=ROOT, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            done = subprocess.run([sys.executable, "-m", "pytest", str(lab_module(lab)), "--target", tmp,
-                                   "--grades-json", str(grades), "-q", "--no-header", "-p", "no:warnings",
-                                   "-p", "no:cacheprovider"], cwd=ROOT, env=env, capture_output=True,
-                                  text=True, timeout=VARIANT_TIMEOUT)
-            output = done.stdout[-3000:] + done.stderr[-2000:]
+            output = process.communicate(timeout=VARIANT_TIMEOUT)[0][-5000:]
         except subprocess.TimeoutExpired:
-            return [], f"grading took more than {VARIANT_TIMEOUT} s"
+            process.terminate()  # pytest cleans up on SIGTERM, like on Ctrl-C
+            output = process.communicate(timeout=120)[0][-5000:] + f"\ngrading took more than {VARIANT_TIMEOUT} s"
+        finally:
+            sweep(process.pid)
         if not grades.exists():
             return [], output
         return json.loads(grades.read_text())["tests"], output
+
+
+def sweep(pid: int) -> None:
+    """Remove whatever the finished grading run of process `pid` left in Docker (a safety net: the run
+    removes its own things at its end)."""
+    import docker
+
+    from labkit.resources import find_owned, remove_labelled, run_of
+
+    client = docker.from_env()
+    runs = {run_of(o) for objs in find_owned(client, None).values() for o in objs}
+    for run in runs:
+        if run.startswith(f"{pid}-"):
+            for thing in remove_labelled(client, run):
+                print(f"[grader-check] removed what the run left: {thing}", flush=True)
 
 
 def disagreements(outcomes: list[dict], expected_fail: list[str]) -> list[str]:
