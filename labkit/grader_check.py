@@ -8,7 +8,7 @@ differ from `solutions/<lab>` (a submission = solutions/<lab> + the variant's fi
 
     01-docker:
       pip3-slim: {kind: correct, about: "...", fail: []}
-      shell-form-cmd: {kind: wrong, about: "...", fail: [test_it_stops_promptly_on_sigterm], quick: true}
+      wrong-script-without-exec: {kind: wrong, about: "...", fail: [test_it_stops_promptly_on_sigterm], quick: true}
 
 A verdict holds when exactly the tests in `fail` fail (a name without `[...]` stands for every case
 of a parametrized test) and every other test of the lab passes. Each variant is graded by its own
