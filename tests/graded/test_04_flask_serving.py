@@ -35,6 +35,9 @@ TTL_EXPIRY_SECONDS = 6      # ... and the entry is gone (MISS again) within this
 START_SECONDS = 60          # a container answers GET /health within this (a loaded machine is slow)
 SMALL_MAX_ROWS = 3          # the MAX_ROWS a check configures
 CONCURRENT_REQUESTS = 50
+# CACHE_TIMEOUT for the checks of a working cache: on a loaded machine a healthy redis can take more
+# than the default 0.1 s, which a correct service rightly treats as BYPASS. The bypass check keeps 0.1 s.
+SLOW_CACHE_TIMEOUT = "1"
 CACHE_BATCH_SIZES = (1, 3, 12, 40)  # rows per request in the cache checks: tiny to realistic
 
 LECTURE_REQUEST = {"data": [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]}
@@ -205,7 +208,8 @@ def api_cached(image, network, caches, name, run_id):
     started = {}
     try:
         for kind in BACKENDS:
-            started[kind] = start_api(image, network, run_id, name("api", kind), CACHE_URL=cache_url(kind))
+            started[kind] = start_api(image, network, run_id, name("api", kind), CACHE_URL=cache_url(kind),
+                                      CACHE_TIMEOUT=SLOW_CACHE_TIMEOUT)
         yield started
     finally:
         for container in started.values():
@@ -296,8 +300,10 @@ def send(container: LabContainer, method: str, path: str, body, content_type: st
 def test_the_container_keeps_serving_after_the_bad_inputs(api_plain):
     """No bad request gives a 5xx or stops the server.
 
-    True for a correct submission: no bad input gives a 5xx or stops the server."""
+    True for a correct submission: no bad input gives a 5xx, and afterwards the lecture's request
+    gets the same 200 answer as before them."""
     container = api_plain.get_wrapped_container()
+    before = post_json(api_plain.url(path="/predict"), LECTURE_REQUEST)
     server_errors = []
     for what, method, path, body, content_type, _ in BAD_INPUTS:
         response = send(api_plain, method, path, body, content_type)
@@ -305,8 +311,9 @@ def test_the_container_keeps_serving_after_the_bad_inputs(api_plain):
             server_errors.append(f"{what}: {answer(response)}")
     response = post_json(api_plain.url(path="/predict"), LECTURE_REQUEST)
     assert not server_errors, feedback("no 5xx for bad input", "\n    " + "\n    ".join(server_errors), container)
-    assert response.status_code == 200 and result_of(response) == [0, 2], feedback(
-        "the lecture's request still answered [0, 2] after the bad inputs", answer(response), container)
+    assert response.status_code == 200 and response.text == before.text, feedback(
+        f"the lecture's request still answered as before the bad inputs ({answer(before)})", answer(response),
+        container)
 
 
 @pytest.mark.points(2)
@@ -392,7 +399,7 @@ def test_the_cache_key_includes_the_model_version(kind, api_cached, retrained_im
     cache server, one with another model
     version (model.json); the same new request is a MISS on each the first time, then a HIT."""
     old = api_cached[kind]
-    new = started(retrained_image, f"retrained-{kind}", CACHE_URL=cache_url(kind))
+    new = started(retrained_image, f"retrained-{kind}", CACHE_URL=cache_url(kind), CACHE_TIMEOUT=SLOW_CACHE_TIMEOUT)
     rows = POOL.take(5)
     steps = [("the old model, a new request", old, "MISS"), ("the old model, again", old, "HIT"),
              ("the new model version, the same request", new, "MISS"), ("the new model, again", new, "HIT")]
@@ -411,7 +418,8 @@ def test_cache_ttl_expires_entries(kind, image, caches, started):
     True for a correct submission, on memcached and on redis alike: entries are stored with the
     expiry CACHE_TTL says (TTL_SECONDS; gone within TTL_EXPIRY_SECONDS). Memcached counts whole
     seconds, so a HIT right after the MISS gets three tries with new rows."""
-    api = started(image, f"ttl-{kind}", CACHE_URL=cache_url(kind), CACHE_TTL=str(TTL_SECONDS))
+    api = started(image, f"ttl-{kind}", CACHE_URL=cache_url(kind), CACHE_TTL=str(TTL_SECONDS),
+                  CACHE_TIMEOUT=SLOW_CACHE_TIMEOUT)
     for _ in range(3):
         rows = POOL.take(4)
         expect(api, compact(rows), "MISS", f"a first request ({kind}, CACHE_TTL={TTL_SECONDS})")
