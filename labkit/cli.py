@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     russian = sub.add_parser("notebooks-ru", help="refresh notebooks/ru/ from notebooks/: code and outputs "
                              "copied, the Russian markdown kept")
     russian.add_argument("--check", action="store_true", help="only report what is out of step")
+    from labkit.grader_check import add_arguments as grader_check_arguments
+
+    grader_check_arguments(sub.add_parser("grader-check", help="grade the corpus of submissions with known "
+                                          "verdicts; fail on any disagreement"))
     clean = sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
     clean.add_argument("--check", action="store_true", help="only fail when something was left")
 
@@ -59,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.notebooks_ru import sync
 
         return sync(check=args.check)
+    if args.command == "grader-check":
+        from labkit.grader_check import run as grader_check
+
+        return grader_check(args)
     if args.command == "clean":
         from labkit.resources import clean_all, leftovers
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +41,8 @@ class Outcome:
     max_points: float
     passed: bool
     feedback: str
-    # "not started" (labkit.progress: the lab's files are still the stubs, its tests did not run), or "".
+    # "pass", "fail", "could not grade" (the engine failed, not the student), or "not started"
+    # (labkit.progress: the lab's files are still the stubs, its tests did not run).
     status: str = ""
 
 
@@ -59,6 +61,7 @@ def resolve_target(value: str) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.labkit_outcomes = []  # type: ignore[attr-defined]
+    config.labkit_notes = {}  # type: ignore[attr-defined]
     # SIGTERM (CI time-outs, `kill`) takes the same path as Ctrl-C, so fixtures clean up.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
@@ -85,9 +88,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def record_notes(config: pytest.Config, lab: str, notes: list[str]) -> None:
+    """Notes about a lab's graded tree (e.g. given files the submission modified), for the report."""
+    known = config.labkit_notes.setdefault(lab, [])  # type: ignore[attr-defined]
+    known.extend(n for n in notes if n not in known)
+
+
+# The engine, not the submission, failed: these are never the student's zero.
+ENGINE_FAILURE = re.compile(r"no space left on device|cannot connect to the docker daemon|is the docker daemon "
+                            r"running|error while fetching server api version|unixhttpconnectionpool|"
+                            r"docker\.sock|read-only file system.*(/var/lib/docker|overlay)", re.IGNORECASE)
+
+
+def engine_failure(error: BaseException | None) -> bool:
+    """Whether a test failed because the Docker engine failed (daemon gone, disk full)."""
+    return error is not None and bool(ENGINE_FAILURE.search(f"{type(error).__name__}: {error}"))
+
+
 def requirement_of(item: pytest.Item) -> str:
     doc = (getattr(item.obj, "__doc__", None) or item.name).strip()
-    return doc.splitlines()[0]
+    variant = getattr(item, "callspec", None)  # a parametrized check: which case, e.g. [redis]
+    return doc.splitlines()[0] + (f" [{variant.id}]" if variant else "")
 
 
 def feedback_of(call: pytest.CallInfo) -> str:
@@ -114,6 +135,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     lab_marker = item.get_closest_marker("lab")
     max_points = float(marker.args[0])
     feedback = "" if report.passed else feedback_of(call)
+    status = "pass" if report.passed else "fail"
+    if report.failed and engine_failure(call.excinfo.value if call.excinfo else None):
+        status, feedback = "could not grade", f"could not grade (the Docker engine failed, rerun): {feedback}"
     if report.failed:  # pytest's own failure section, in the student's language like the table
         lang = i18n.language()
         lab = lab_marker.args[0] if lab_marker else "?"
@@ -127,6 +151,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         max_points=max_points,
         passed=report.passed,
         feedback=feedback,
+        status=status,
     ))
 
 
@@ -152,8 +177,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             write(f"{lab}: {got:g} / {out_of:g}  {say('not started')}")
             continue
         write(f"{lab}: {got:g} / {out_of:g}")
+        for note in config.labkit_notes.get(lab, []):
+            write(f"  {say('note')}: {note}")
         for o in rows:
-            mark = say("PASS" if o.passed else "FAIL")
+            mark = say({"pass": "PASS", "could not grade": "N/A"}.get(o.status, "PASS" if o.passed else "FAIL"))
             requirement = i18n.requirement(o.lab, o.test, o.requirement, lang)
             write(f"  {mark:<{width}}  {o.points:>3g}/{o.max_points:<3g} {one_line(requirement, 90)}")
             if not o.passed:
@@ -163,18 +190,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     if any(o.status == progress.NOT_STARTED for o in outcomes):
         write(say("not started: your files are still the released stubs; grade such a lab anyway with "
                   "make grade LAB=NN"))
+    ungraded = sum(o.status == "could not grade" for o in outcomes)
+    if ungraded:
+        write(f"COULD NOT GRADE {ungraded} requirement(s): the Docker engine failed; fix it and grade again")
     path = Path(config.getoption("--grades-json"))
-    write_grades(path, target, outcomes, lang)
+    write_grades(path, target, outcomes, config.labkit_notes, lang)
     write(f"{say('grades written to')} {path} {say('and')} {path.with_name('results.json')}")
 
 
-def write_grades(path: Path, target: str, outcomes: list[Outcome], lang: str = i18n.ENGLISH) -> None:
+def write_grades(path: Path, target: str, outcomes: list[Outcome], notes: dict | None = None,
+                 lang: str = i18n.ENGLISH) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     labs = {}
     for o in outcomes:
-        lab = labs.setdefault(o.lab, {"points": 0.0, "max_points": 0.0, "not_started": True})
+        lab = labs.setdefault(o.lab, {"points": 0.0, "max_points": 0.0, "could_not_grade": 0, "not_started": True,
+                                      "notes": (notes or {}).get(o.lab, [])})
         lab["points"] += o.points
         lab["max_points"] += o.max_points
+        lab["could_not_grade"] += o.status == "could not grade"
         lab["not_started"] &= o.status == progress.NOT_STARTED
     total = sum(o.points for o in outcomes)
     out_of = sum(o.max_points for o in outcomes)
