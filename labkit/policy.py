@@ -187,8 +187,7 @@ def volume_problem(volume) -> str | None:
 
 def host_path(source: str) -> bool:
     """Whether a volume source names a host path (or could, after interpolation) rather than a volume."""
-    return bool(source) and (source[0] in "/.~$\\" or "/" in source or "\\" in source
-                             or re.match(r"^[A-Za-z]:", source) is not None)
+    return bool(source) and (source[0] in "/.~$" or "/" in source or "\\" in source)
 
 
 def build_violations(where: str, build, lab_dir: Path) -> list[str]:
@@ -318,14 +317,22 @@ def reset_short_limits(services: dict) -> dict:
 
 
 class ResetDumper(yaml.SafeDumper):
-    """Writes None as compose's `!reset null` (removes a key of the file it overrides)."""
+    """Writes None as compose's `!reset null` and EMPTY as `!reset []` (drop the key, or the list,
+    of the file it overrides: compose merges lists otherwise)."""
 
 
+class Empty(list):
+    """An empty list that replaces a list of the file it overrides."""
+
+
+EMPTY = Empty()
 ResetDumper.add_representer(type(None), lambda dumper, _: dumper.represent_scalar("!reset", "null"))
+ResetDumper.add_representer(Empty, lambda dumper, _: dumper.represent_sequence("!reset", [], flow_style=True))
 
 
 def write_override(path: Path, overrides: dict) -> Path:
-    path.write_text(yaml.dump({"services": overrides}, Dumper=ResetDumper, sort_keys=False))
+    text = yaml.dump({"services": overrides}, Dumper=ResetDumper, sort_keys=False)
+    path.write_text(text.replace("!reset 'null'", "!reset null"))  # PyYAML quotes a tagged null
     return path
 
 

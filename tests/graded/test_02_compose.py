@@ -246,14 +246,11 @@ def override(services, api_image, tmp_path_factory):
     port (a published Redis would collide between runs and open an unprotected database); every
     service has the grader's limits and a bounded log, and no fixed container name."""
     lines = {"api": {"image": api_image}}
-    lines.update({service: {"ports": []} for service, spec in services.items()
+    lines.update({service: {"ports": policy.EMPTY} for service, spec in services.items()
                   if service != "api" and spec.get("ports")})
     overrides = policy.merge(policy.merge(policy.limits_override(services), policy.reset_short_limits(services)),
                              lines)
-    path = policy.write_override(tmp_path_factory.mktemp("compose") / "grader-override.yaml", overrides)
-    # `ports: !reset []`: compose would otherwise merge the lists.
-    path.write_text(path.read_text().replace("ports: []", "ports: !reset []"))
-    return path
+    return policy.write_override(tmp_path_factory.mktemp("compose") / "grader-override.yaml", overrides)
 
 
 @pytest.fixture
