@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ class Outcome:
     max_points: float
     passed: bool
     feedback: str
+    # "pass", "fail", or "could not grade": the engine failed (daemon gone, disk full), not the student.
+    status: str = ""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,13 +53,32 @@ def resolve_target(value: str) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.labkit_outcomes = []  # type: ignore[attr-defined]
+    config.labkit_notes = {}  # type: ignore[attr-defined]
     # SIGTERM (CI time-outs, `kill`) takes the same path as Ctrl-C, so fixtures clean up.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
+def record_notes(config: pytest.Config, lab: str, notes: list[str]) -> None:
+    """Notes about a lab's graded tree (e.g. given files the submission modified), for the report."""
+    known = config.labkit_notes.setdefault(lab, [])  # type: ignore[attr-defined]
+    known.extend(n for n in notes if n not in known)
+
+
+# The engine, not the submission, failed: these are never the student's zero.
+ENGINE_FAILURE = re.compile(r"no space left on device|cannot connect to the docker daemon|is the docker daemon "
+                            r"running|error while fetching server api version|unixhttpconnectionpool|"
+                            r"docker\.sock|read-only file system.*(/var/lib/docker|overlay)", re.IGNORECASE)
+
+
+def engine_failure(error: BaseException | None) -> bool:
+    """Whether a test failed because the Docker engine failed (daemon gone, disk full)."""
+    return error is not None and bool(ENGINE_FAILURE.search(f"{type(error).__name__}: {error}"))
+
+
 def requirement_of(item: pytest.Item) -> str:
     doc = (getattr(item.obj, "__doc__", None) or item.name).strip()
-    return doc.splitlines()[0]
+    variant = getattr(item, "callspec", None)  # a parametrized check: which case, e.g. [redis]
+    return doc.splitlines()[0] + (f" [{variant.id}]" if variant else "")
 
 
 def feedback_of(call: pytest.CallInfo) -> str:
@@ -83,6 +105,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     lab_marker = item.get_closest_marker("lab")
     max_points = float(marker.args[0])
     feedback = "" if report.passed else feedback_of(call)
+    status = "pass" if report.passed else "fail"
+    if report.failed and engine_failure(call.excinfo.value if call.excinfo else None):
+        status, feedback = "could not grade", f"could not grade (the Docker engine failed, rerun): {feedback}"
     if report.failed:
         report.longrepr = f"[{requirement_of(item)}]\n{feedback}"
     item.config.labkit_outcomes.append(Outcome(
@@ -93,6 +118,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         max_points=max_points,
         passed=report.passed,
         feedback=feedback,
+        status=status,
     ))
 
 
@@ -112,25 +138,32 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         rows = [o for o in outcomes if o.lab == lab]
         got, out_of = sum(o.points for o in rows), sum(o.max_points for o in rows)
         write(f"{lab}: {got:g} / {out_of:g}")
+        for note in config.labkit_notes.get(lab, []):
+            write(f"  note: {note}")
         for o in rows:
-            mark = "PASS" if o.passed else "FAIL"
+            mark = {"pass": "PASS", "could not grade": "N/A "}.get(o.status, "FAIL")
             write(f"  {mark}  {o.points:>3g}/{o.max_points:<3g} {one_line(o.requirement, 70)}")
             if not o.passed:
                 write(f"        -> {one_line(o.feedback, 110)}")
     total, out_of = sum(o.points for o in outcomes), sum(o.max_points for o in outcomes)
     write(f"TOTAL: {total:g} / {out_of:g} ({100 * total / out_of:.0f} %)")
+    ungraded = sum(o.status == "could not grade" for o in outcomes)
+    if ungraded:
+        write(f"COULD NOT GRADE {ungraded} requirement(s): the Docker engine failed; fix it and grade again")
     path = Path(config.getoption("--grades-json"))
-    write_grades(path, target, outcomes)
+    write_grades(path, target, outcomes, config.labkit_notes)
     write(f"grades written to {path} and {path.with_name('results.json')}")
 
 
-def write_grades(path: Path, target: str, outcomes: list[Outcome]) -> None:
+def write_grades(path: Path, target: str, outcomes: list[Outcome], notes: dict | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     labs = {}
     for o in outcomes:
-        lab = labs.setdefault(o.lab, {"points": 0.0, "max_points": 0.0})
+        lab = labs.setdefault(o.lab, {"points": 0.0, "max_points": 0.0, "could_not_grade": 0,
+                                      "notes": (notes or {}).get(o.lab, [])})
         lab["points"] += o.points
         lab["max_points"] += o.max_points
+        lab["could_not_grade"] += o.status == "could not grade"
     total = sum(o.points for o in outcomes)
     out_of = sum(o.max_points for o in outcomes)
     path.write_text(json.dumps({

@@ -1,21 +1,60 @@
 """Helpers for graded tests: build an image, start a container, wait for it, and turn every way a
 submission can break (build error, container that exits, port that never answers) into feedback a
 student can act on: what was expected, what happened, the last log lines.
+
+Everything built or started from a submission is untrusted: builds and containers get the LIMITS
+below, and whatever the grader reads back (logs, HTTP bodies, build output) is read with a size cap.
 """
 from __future__ import annotations
 
+import collections
+import os
+import re
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import requests
 from docker.errors import APIError, BuildError, DockerException
+from docker.types import LogConfig
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HttpWaitStrategy
 
 from labkit.resources import RUN_LABEL
 
-BUILD_TIMEOUT = 900  # a cold build installs the Python dependencies from PyPI
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The one place that bounds what a submission may use (numbers are stated to students too)."""
+
+    # A cold build installs the week's dependencies from PyPI (minutes on a slow link); a build still
+    # running after this is stopped, and the feedback names the Dockerfile step it was in.
+    build_seconds: float = float(os.environ.get("LABKIT_BUILD_DEADLINE", "600"))
+    build_memory: int = 2048 * MiB     # scikit-learn's wheels and the model training fit easily
+    build_cpu_shares: int = 512        # half the weight of other work on a shared machine
+    memory: str = "1g"                 # a gunicorn master + 2 workers with the model: ~350 MiB
+    pids: int = 256                    # processes + threads: plenty for a server, a fork bomb stops here
+    nano_cpus: int = 1_000_000_000     # one CPU
+    log_bytes: str = "1m"              # docker logs keeps at most this much (json-file max-size)
+    read_bytes: int = 1 * MiB          # the most the grader reads of one HTTP body or log
+    build_output_lines: int = 400      # build output kept for feedback (lines of at most 300 chars)
+
+    def container_kwargs(self) -> dict:
+        """docker run options for every container the grader starts."""
+        return {"mem_limit": self.memory, "memswap_limit": self.memory, "pids_limit": self.pids,
+                "nano_cpus": self.nano_cpus,
+                "log_config": LogConfig(type="json-file", config={"max-size": self.log_bytes, "max-file": "1"})}
+
+    def build_kwargs(self) -> dict:
+        """container_limits for the classic builder's RUN steps."""
+        return {"memory": self.build_memory, "memswap": self.build_memory, "cpushares": self.build_cpu_shares}
+
+
+LIMITS = Limits()
 START_TIMEOUT = 30
 
 
@@ -23,9 +62,9 @@ class Feedback(AssertionError):
     """A failed requirement, phrased for the student."""
 
 
-def log_tail(container, lines: int = 15) -> str:
+def log_tail(container, lines: int = 15, max_chars: int = 3000) -> str:
     try:
-        text = container.logs(tail=lines).decode(errors="replace").rstrip()
+        text = container.logs(tail=lines)[-max_chars:].decode(errors="replace").rstrip()
     except (DockerException, AttributeError):
         return ""
     return f"\n  last container log lines:\n    " + "\n    ".join(text.splitlines()) if text else "\n  (the container logged nothing)"
@@ -37,31 +76,77 @@ def feedback(expected: str, got: str, container=None) -> str:
 
 
 def build_image(client: docker.DockerClient, context: Path, tag: str, run_id: str,
-                buildargs: dict | None = None) -> tuple[str, list[str]]:
-    """Build `context` with the classic builder; returns (image id, build output lines)."""
+                buildargs: dict | None = None, deadline: float | None = None) -> tuple[str, list[str]]:
+    """Build `context` with the classic builder, within LIMITS; returns (image id, build output lines).
+
+    A build still running after `deadline` seconds is stopped (its RUN container is killed) and
+    reported with the step it was in."""
     if not (context / "Dockerfile").is_file():
         raise Feedback(f"expected a Dockerfile in {context.name}/; there is none")
-    lines: list[str] = []
+    deadline = LIMITS.build_seconds if deadline is None else deadline
+    lines: collections.deque[str] = collections.deque(maxlen=LIMITS.build_output_lines)
+    progress = BuildProgress()
+    watchdog = threading.Timer(deadline, progress.stop, args=(client,))
+    watchdog.daemon = True
     image_id = None
+    watchdog.start()
     try:
         for chunk in client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
                                       labels={RUN_LABEL: run_id}, buildargs=buildargs,
-                                      timeout=BUILD_TIMEOUT):
+                                      container_limits=LIMITS.build_kwargs(), timeout=deadline + 60):
             if "stream" in chunk:
-                lines.extend(l for l in chunk["stream"].splitlines() if l.strip())
+                for line in chunk["stream"].splitlines():
+                    if line.strip():
+                        lines.append(line[:300])
+                        progress.saw(line)
             if "aux" in chunk:
                 image_id = chunk["aux"].get("ID", image_id)
             if "error" in chunk:
-                tail = "\n    ".join(lines[-8:])
-                raise Feedback(f"expected the image to build; the build failed: {chunk['error'].strip()}"
+                progress.raise_if_stopped(deadline)
+                tail = "\n    ".join(list(lines)[-8:])
+                raise Feedback(f"expected the image to build; the build failed: {chunk['error'].strip()[:500]}"
                                f"\n  last build output:\n    {tail}")
     except APIError as error:  # e.g. a Dockerfile the parser rejects
-        raise Feedback(f"expected the image to build; docker refused it: {error.explanation}") from None
+        raise Feedback(f"expected the image to build; docker refused it: {str(error.explanation)[:500]}") from None
     except BuildError as error:
         raise Feedback(f"expected the image to build; the build failed: {error.msg}") from None
+    except requests.RequestException:
+        progress.raise_if_stopped(deadline)
+        raise
+    finally:
+        watchdog.cancel()
+    progress.raise_if_stopped(deadline)
     if image_id is None:
         image_id = client.images.get(tag).id
-    return image_id, lines
+    return image_id, list(lines)
+
+
+class BuildProgress:
+    """Which Dockerfile step a classic build is in, and the container running it (to stop it)."""
+
+    def __init__(self) -> None:
+        self.step, self.container, self.stopped = "", "", False
+
+    def saw(self, line: str) -> None:
+        if line.startswith("Step "):
+            self.step, self.container = line.strip(), ""
+        found = re.match(r"\s*---> Running in ([0-9a-f]{12,64})", line)
+        if found:
+            self.container = found.group(1)
+
+    def stop(self, client: docker.DockerClient) -> None:
+        """The deadline passed: kill the step's container, which ends the build with an error."""
+        self.stopped = True
+        if self.container:
+            try:
+                client.api.kill(self.container)
+            except DockerException:
+                pass  # it ended on its own meanwhile
+
+    def raise_if_stopped(self, deadline: float) -> None:
+        if self.stopped:
+            raise Feedback(f"expected the image to build within {deadline:.0f} s; the build was stopped "
+                           f"after {deadline:.0f} s in {self.step or 'its first step'}")
 
 
 def step_used_cache(build_lines: list[str], needle: str) -> bool | None:
@@ -102,6 +187,11 @@ class LabContainer(DockerContainer):
         super().__init__(image, **kwargs)
         self.with_name(name)
         self.with_kwargs(labels={RUN_LABEL: run_id})
+
+    def with_kwargs(self, **kwargs) -> "LabContainer":
+        """docker run options; LIMITS always apply (a caller may only make them stricter by name)."""
+        self._kwargs = {**LIMITS.container_kwargs(), **kwargs}
+        return self
 
     def publish(self, port: int) -> "LabContainer":
         self.ports[f"{port}/tcp"] = ("127.0.0.1", None)
@@ -146,8 +236,32 @@ def wait_until(predicate, timeout: float, interval: float = 0.5):
     return value
 
 
-def post_json(url: str, payload, timeout: float = 10) -> requests.Response:
+def capped(response: requests.Response, limit: int = LIMITS.read_bytes) -> requests.Response:
+    """Read a streamed response's body, at most `limit` bytes (a submission may answer forever)."""
+    body = response.raw.read(limit + 1, decode_content=True)
+    response.close()
+    if len(body) > limit:
+        raise Feedback(f"expected an answer of at most {limit // 1024} KiB; got a longer one")
+    response._content, response._content_consumed = body, True  # what .text and .json() read
+    return response
+
+
+def request(method: str, url: str, timeout: float = 10, **kwargs) -> requests.Response:
+    """One HTTP request to a submission's container, its body read with a cap; feedback on failure."""
     try:
-        return requests.post(url, json=payload, timeout=timeout)
+        return capped(requests.request(method, url, timeout=timeout, stream=True, **kwargs))
     except requests.RequestException as error:
         raise Feedback(f"expected an HTTP answer from {url}; the request failed: {error}") from None
+
+
+def post_json(url: str, payload, timeout: float = 10) -> requests.Response:
+    return request("POST", url, timeout=timeout, json=payload)
+
+
+def kill_main_process(client: docker.DockerClient, container, run_id: str) -> None:
+    """SIGKILL a container's main process as a crash would (not `docker kill`, which Docker never
+    restarts). Done from the course's own debian image in the host's PID namespace: a student's
+    image never runs with host namespaces."""
+    container.reload()
+    client.containers.run("debian:bookworm-slim", ["kill", "-9", str(container.attrs["State"]["Pid"])],
+                          pid_mode="host", remove=True, labels={RUN_LABEL: run_id}, **LIMITS.container_kwargs())

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.grading import resolve_target
+from labkit.grading import record_notes, resolve_target
 from labkit.resources import new_run_id, remove_labelled, unique_name
+from labkit.submission import Rejected, assemble
 from labkit.testing import Feedback
 
 
@@ -36,13 +37,20 @@ def target_root(pytestconfig):
 
 
 @pytest.fixture(scope="module")
-def lab_dir(request, target_root):
-    """The graded lab's folder inside the target, e.g. solutions/01-docker."""
+def lab_dir(request, target_root, tmp_path_factory):
+    """The tree to grade for this module's lab: the course's given files plus the submission's own
+    files (labkit.submission), in a temporary folder of this module; a rejected submission fails
+    every test of the lab with the reason."""
     lab = request.node.get_closest_marker("lab").args[0]
     folder = target_root / lab
     if not folder.is_dir():
         raise Feedback(f"expected a folder {lab}/ in {target_root}; there is none")
-    return folder
+    try:
+        assembled = assemble(lab, folder, tmp_path_factory.mktemp("graded") / lab)
+    except Rejected as reason:
+        raise Feedback(f"the submission was not graded: {reason}") from None
+    record_notes(request.config, lab, assembled.notes())
+    return assembled.root
 
 
 @pytest.fixture(scope="module")
