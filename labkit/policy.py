@@ -22,14 +22,17 @@ from pathlib import Path
 
 import yaml
 
+from labkit.testing import LIMITS
+
 MAX_FILE_BYTES = 64 * 1024  # a compose file of the labs is ~2 KiB
 MAX_REPLICAS = 5  # the labs need 3 at most; more only loads the shared machine
 
-# The limits every service the grader starts runs with (a generated override file adds them).
-SERVICE_MEMORY = "512m"  # the lab 02 api (2 gunicorn workers + scikit-learn) needs ~250 MiB
-SERVICE_CPUS = "1.0"
-SERVICE_PIDS = 256
-LOG_MAX_SIZE, LOG_MAX_FILES = "1m", "2"  # at most 2 MiB of log per container
+# The limits every service the grader starts runs with (a generated override file adds them):
+# the same as every other container of the grader (labkit.testing.LIMITS).
+SERVICE_MEMORY = LIMITS.memory
+SERVICE_CPUS = f"{LIMITS.nano_cpus / 1e9:g}"
+SERVICE_PIDS = LIMITS.pids
+LOG_MAX_SIZE, LOG_MAX_FILES = LIMITS.log_bytes, "1"
 # Lab 03 grades the api's own limits: the grader keeps them, but not above these ceilings.
 MEMORY_CEILING = 1024 ** 3
 CPUS_CEILING = 1.0

@@ -56,6 +56,7 @@ class Stack:
     api_image: str
     home: Path
     override: Path
+    replicas: int = 1  # the api replicas the student's file asks for
 
     @property
     def env(self) -> dict:
@@ -110,6 +111,11 @@ class Stack:
                 continue
             counts[box.id[:12]] = log.count("POST /predict")
         return counts
+
+    def healthy_replicas(self) -> int:
+        """Running api task containers whose health check says healthy."""
+        boxes = docker_client().containers.list(filters={"label": f"com.docker.swarm.service.name={self.name}_api"})
+        return sum((box.attrs["State"].get("Health") or {}).get("Status") == "healthy" for box in boxes)
 
     def task_errors(self) -> str:
         out = docker("service", "ps", f"{self.name}_api", "--no-trunc", "--format",

@@ -85,8 +85,14 @@ def student_stack(lab_dir, home):
     return resolved(lab_dir, home)
 
 
+def replicas_of(config: dict) -> int:
+    """The api replicas the file asks for (swarm's default: 1)."""
+    deploy = (config.get("services") or {}).get("api", {}).get("deploy") or {}
+    return int(deploy.get("replicas", 1)) if deploy.get("mode", "replicated") == "replicated" else 1
+
+
 @pytest.fixture
-def stack(swarm, images, lab_dir, name, tmp_path, home, student_stack):
+def stack(student_stack, swarm, images, lab_dir, name, tmp_path, home):
     """The student's stack deployed with version 1 (and the grader's override); removed after the
     test, also on failure."""
     port = free_port()
@@ -95,7 +101,8 @@ def stack(swarm, images, lab_dir, name, tmp_path, home, student_stack):
     shutil.copytree(lab_dir, folder, symlinks=True)
     override = policy.write_override(tmp_path / "grader-override.yaml", policy.limits_override(
         student_stack.get("services") or {}, keep_limits={"api"}))
-    deployed = Stack(name("stack", str(next(STACK_NUMBERS))), folder, port, images["1"], home, override)
+    deployed = Stack(name("stack", str(next(STACK_NUMBERS))), folder, port, images["1"], home, override,
+                     replicas_of(student_stack))
     try:
         deployed.deploy()
         yield deployed
@@ -104,8 +111,10 @@ def stack(swarm, images, lab_dir, name, tmp_path, home, student_stack):
 
 
 def converge(stack: Stack, image: str, timeout: float) -> bool:
-    return bool(wait_until(lambda: stack.running_images().count(image) == REPLICAS
-                           and len(stack.running_images()) == REPLICAS, timeout))
+    """Whether every replica the file asks for runs `image` (within `timeout`). Only the replicas
+    requirement asks for 3: the others hold a file to its own count."""
+    return bool(wait_until(lambda: stack.running_images().count(image) == stack.replicas
+                           and len(stack.running_images()) == stack.replicas, timeout))
 
 
 def gateway_ready(stack: Stack, timeout: float = 30) -> None:
@@ -155,11 +164,17 @@ def test_the_stack_file_is_valid(student_stack):
 def test_three_replicas_converge_within_60_seconds(stack, images):
     """The api service runs 3 replicas, all running within 60 s of `docker stack deploy`.
 
-    True of a correct submission: within CONVERGE_SECONDS of the deploy, `docker service ps` shows
-    exactly 3 running tasks of the api, all of the deployed image.
+    True of a correct submission: within 60 s (CONVERGE_SECONDS) of the deploy, `docker service ps`
+    shows exactly 3 running tasks of the api, all of the deployed image, and Docker reports each
+    task's container healthy (the given image's health check: it answers GET /health).
     """
+    assert stack.replicas == REPLICAS, feedback(f"deploy.replicas: {REPLICAS} for the api",
+                                                f"{stack.replicas} replica(s)")
     assert converge(stack, images["1"], CONVERGE_SECONDS), feedback(
         f"{REPLICAS} running replicas of {images['1']}", f"{stack.running_images()}; tasks:\n    {stack.task_errors()}")
+    healthy = wait_until(lambda: stack.healthy_replicas() >= REPLICAS, CONVERGE_SECONDS)
+    assert healthy, feedback(f"{REPLICAS} healthy api containers (they answer GET /health)",
+                             f"{stack.healthy_replicas()} healthy: is the image's health check switched off?")
 
 
 @pytest.mark.points(2)
@@ -191,7 +206,7 @@ def test_a_rolling_update_loses_no_request(stack, images):
     version 2 completes within 150 s (UPDATE_SECONDS) with every replica on version 2, no request
     fails, and api replicas served every answer.
     """
-    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback("3 replicas of version 1 before the update",
+    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback(f"{stack.replicas} replicas of version 1 before the update",
                                                                     str(stack.running_images()))
     gateway_ready(stack)
     started, since = time.monotonic(), time.time() - 1
@@ -216,7 +231,7 @@ def test_a_killed_replica_is_replaced_while_requests_keep_succeeding(stack, imag
     30 s (REPLACE_SECONDS), no request through the gateway fails meanwhile, and api replicas served
     every answer.
     """
-    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback("3 running replicas",
+    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback(f"{stack.replicas} running replicas",
                                                                     str(stack.running_images()))
     gateway_ready(stack)
     label = {"label": f"com.docker.swarm.service.name={stack.name}_api"}
@@ -243,7 +258,7 @@ def test_a_broken_release_rolls_back_by_itself(stack, images):
     update state becomes rollback_completed within 120 s (ROLLBACK_SECONDS), and every replica runs
     version 1 again.
     """
-    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback("3 running replicas",
+    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback(f"{stack.replicas} running replicas",
                                                                     str(stack.running_images()))
     stack.deploy(images["broken"])
     rolled_back = wait_until(lambda: stack.update_state() == "rollback_completed", ROLLBACK_SECONDS)

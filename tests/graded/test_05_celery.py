@@ -83,18 +83,28 @@ def expect_result(lab, body, rows_expected, what):
                                 lab.worker.get_wrapped_container()))
 
 
+def expect_run_by(worker, task_ids: list[str]) -> None:
+    """Feedback unless the Celery worker (not the API) received these tasks."""
+    missing = stack.ran_on(worker, task_ids)
+    assert not missing, feedback(
+        "the Celery worker to run the task (its log: Task tasks.predict[<id>] received)",
+        f"the worker never received {missing[0]}: the API must queue the task, not compute it itself",
+        worker.get_wrapped_container())
+
+
 @pytest.mark.points(3)
 def test_a_submitted_task_can_be_polled_to_its_result(lab):
     """POST /tasks answers 202 with a task id; polling GET /tasks/<id> reaches SUCCESS with [0, 2].
 
     True of a correct submission: POST /tasks with the lecture's rows answers 202 {"task_id"}, and
     GET /tasks/<id> answers {"task_id": <id>, "status": "SUCCESS", "result": [0, 2]} within 30 s
-    (RESULT_SECONDS).
+    (RESULT_SECONDS), computed by the Celery worker (which logs receiving that task id).
     """
     task_id = stack.submit(lab.api, LECTURE_REQUEST)
     body = stack.poll(lab.api, task_id, {"SUCCESS", "FAILURE"}, timeout=RESULT_SECONDS)
     expect_result(lab, body, [0, 2], f"within {RESULT_SECONDS} s of submitting the lecture's request")
     assert body.get("task_id") == task_id, feedback(f'"task_id": "{task_id}" in the answer', repr(body))
+    expect_run_by(lab.worker, [task_id])
 
 
 @pytest.mark.points(2)
@@ -102,7 +112,7 @@ def test_200_tasks_submitted_at_once_all_finish_with_correct_results(lab):
     """200 tasks submitted at once all finish, each with its own correct result.
 
     True of a correct submission: 200 tasks (BURST) submitted by 16 clients at once all reach SUCCESS
-    within 90 s (BURST_SECONDS), each with the result of its own rows.
+    within 90 s (BURST_SECONDS), each with the result of its own rows, run by the Celery worker.
     """
     payloads = [{"data": LECTURE_ROWS if i % 2 else LECTURE_ROWS[::-1] + [LECTURE_ROWS[1]]} for i in range(BURST)]
     expected = {i: ([0, 2] if i % 2 else [2, 0, 2]) for i in range(BURST)}
@@ -126,6 +136,7 @@ def test_200_tasks_submitted_at_once_all_finish_with_correct_results(lab):
     wrong = [(i, results[i]) for i in range(BURST) if results[i].get("result") != expected[i]]
     assert not wrong, feedback("each task's own result", f"{len(wrong)} wrong, e.g. task {wrong[0][0]}: "
                                f"{wrong[0][1]!r} instead of {expected[wrong[0][0]]}")
+    expect_run_by(lab.worker, ids[::40])  # a sample: the worker's log is read capped
 
 
 BAD_INPUTS = [
@@ -291,7 +302,8 @@ def test_the_same_code_works_with_rabbitmq_as_broker(lab):
     """With BROKER_URL=amqp://... (RabbitMQ), submit then poll still reaches SUCCESS with [0, 2].
 
     True of a correct submission: the same image, with BROKER_URL=amqp://... and RESULT_BACKEND in
-    Redis, runs a submitted task to SUCCESS with [0, 2] within 30 s (RESULT_SECONDS).
+    Redis, runs a submitted task to SUCCESS with [0, 2] within 30 s (RESULT_SECONDS), received by
+    the worker that consumes from RabbitMQ.
     """
     env = {**REDIS_ENV, "BROKER_URL": "amqp://guest:guest@rabbitmq:5672//", "RESULT_BACKEND": "redis://redis:6379/3"}
     lab.keep(stack.start_rabbitmq(lab.run_id, lab.name("rabbitmq"), lab.network))
@@ -302,3 +314,4 @@ def test_the_same_code_works_with_rabbitmq_as_broker(lab):
     if body.get("status") != "SUCCESS" or body.get("result") != [0, 2]:
         raise Feedback(feedback("status SUCCESS and result [0, 2] with RabbitMQ as the broker", repr(body)[:300],
                                 worker.get_wrapped_container()))
+    expect_run_by(worker, [task_id])
