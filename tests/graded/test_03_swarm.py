@@ -46,8 +46,9 @@ def swarm():
 
 
 @pytest.fixture(scope="module")
-def images(docker_client, lab_dir, name, run_id):
-    """The given app built as version 1, version 2, and a version whose health check fails."""
+def images(student_stack, docker_client, lab_dir, name, run_id):
+    """The given app built as version 1, version 2, and a version whose health check fails (once the
+    student's file passed the policy: nothing is built for a refused file)."""
     tags = {}
     for version, healthy in (("1", "true"), ("2", "true"), ("broken", "false")):
         tags[version] = f"{name('api')}:{version}"
