@@ -333,8 +333,11 @@ ResetDumper.add_representer(type(None), lambda dumper, _: dumper.represent_scala
 ResetDumper.add_representer(Empty, lambda dumper, _: dumper.represent_sequence("!reset", [], flow_style=True))
 
 
-def write_override(path: Path, overrides: dict) -> Path:
-    text = yaml.dump({"services": overrides}, Dumper=ResetDumper, sort_keys=False)
+def write_override(path: Path, overrides: dict, version: str | None = None) -> Path:
+    """The override file; `version`: the student's file's `version:` (a stack refuses two files
+    of different versions)."""
+    text = yaml.dump({**({"version": str(version)} if version else {}), "services": overrides},
+                     Dumper=ResetDumper, sort_keys=False)
     path.write_text(text.replace("!reset 'null'", "!reset null"))  # PyYAML quotes a tagged null
     return path
 

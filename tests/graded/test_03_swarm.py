@@ -101,7 +101,7 @@ def stack(student_stack, swarm, images, lab_dir, name, tmp_path, home):
     folder = tmp_path / "03-swarm"
     shutil.copytree(lab_dir, folder, symlinks=True)
     override = policy.write_override(tmp_path / "grader-override.yaml", policy.limits_override(
-        student_stack.get("services") or {}, keep_limits={"api"}))
+        student_stack.get("services") or {}, keep_limits={"api"}), policy.load(lab_dir / "stack.yaml").get("version"))
     deployed = Stack(name("stack", str(next(STACK_NUMBERS))), folder, port, images["1"], home, override,
                      replicas_of(student_stack))
     try:
