@@ -295,7 +295,14 @@ def compose_command() -> list[str]:
     return [standalone] if standalone else ["docker", "compose"]
 
 
-def limits_override(services: dict, keep_limits: Collection[str] = ()) -> dict:
+def stack_schema_has_pids(version) -> bool:
+    """Whether a stack file of this `version:` may set deploy.resources.limits.pids (schema 3.9+;
+    no version, or "3", is the newest schema)."""
+    match = re.fullmatch(r"(\d+)(?:\.(\d+))?", str(version or "3").strip())
+    return not match or match[2] is None or (int(match[1]), int(match[2])) >= (3, 9)
+
+
+def limits_override(services: dict, keep_limits: Collection[str] = (), pids: bool = True) -> dict:
     """A compose override giving every service memory/CPU/pids limits and a bounded json-file log.
     The short forms (mem_limit, cpus, pids_limit) are reset: compose refuses two different values.
     Services in `keep_limits` keep their own memory/CPU limits (a requirement grades them; `check`
@@ -303,7 +310,7 @@ def limits_override(services: dict, keep_limits: Collection[str] = ()) -> dict:
     override = {}
     for name, service in services.items():
         own = (((service or {}).get("deploy") or {}).get("resources") or {}).get("limits") or {}
-        limits = {"memory": SERVICE_MEMORY, "cpus": SERVICE_CPUS, "pids": SERVICE_PIDS}
+        limits = {"memory": SERVICE_MEMORY, "cpus": SERVICE_CPUS, **({"pids": SERVICE_PIDS} if pids else {})}
         if name in keep_limits:
             limits.update({key: own[key] for key in ("memory", "cpus") if own.get(key) is not None})
         override[name] = {

@@ -172,3 +172,11 @@ def test_the_override_bounds_every_service_and_resets_the_short_forms(tmp_path):
     assert loaded["redis"]["deploy"]["resources"]["limits"]["memory"] == policy.SERVICE_MEMORY
     assert loaded["redis"]["logging"] == {"driver": "json-file", "options": {
         "max-size": policy.LOG_MAX_SIZE, "max-file": policy.LOG_MAX_FILES}}
+
+
+@pytest.mark.parametrize("version, has_pids", [(None, True), ("3", True), (3.8, False), ("3.8", False),
+                                               ("3.9", True), ("3.13", True), ("2.4", False)])
+def test_only_stack_schemas_from_3_9_get_a_pids_limit(version, has_pids):
+    assert policy.stack_schema_has_pids(version) is has_pids
+    limits = policy.limits_override({"api": {}}, pids=has_pids)["api"]["deploy"]["resources"]["limits"]
+    assert ("pids" in limits) is has_pids

@@ -100,8 +100,12 @@ def stack(student_stack, swarm, images, lab_dir, name, tmp_path, home):
     resolved(lab_dir, home, port)  # the ports, with this GATEWAY_PORT
     folder = tmp_path / "03-swarm"
     shutil.copytree(lab_dir, folder, symlinks=True)
+    # The override has the student's `version:` (a stack refuses two versions); schemas before 3.9
+    # have no pids limit (the services then run with the engine's).
+    version = policy.load(lab_dir / "stack.yaml").get("version")
     override = policy.write_override(tmp_path / "grader-override.yaml", policy.limits_override(
-        student_stack.get("services") or {}, keep_limits={"api"}), policy.load(lab_dir / "stack.yaml").get("version"))
+        student_stack.get("services") or {}, keep_limits={"api"}, pids=policy.stack_schema_has_pids(version)),
+        version)
     deployed = Stack(name("stack", str(next(STACK_NUMBERS))), folder, port, images["1"], home, override,
                      replicas_of(student_stack))
     try:
