@@ -98,5 +98,8 @@ bench: setup ## one table: lab 04's sync service, lab 05's queue, and the capsto
 chaos: setup ## fault tests of the complete service with big loads: sent, failed, lost
 	CHAOS=full $(PYTEST) tests/capstone -s -q
 
+grader-check: setup ## grade the corpus of known submissions (LABS=01-docker,... QUICK=1); fails on any wrong verdict
+	@$(LABKIT) grader-check $(if $(LABS),--labs $(LABS)) $(if $(QUICK),--quick)
+
 clean: venv ## remove whatever a grading run left in Docker
 	@$(LABKIT) clean

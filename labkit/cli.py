@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
 
     grade_many_arguments(sub.add_parser("grade-many", help="grade every submission folder in DIR: grades.csv, "
                                         "feedback and results.json per student"))
+    from labkit.grader_check import add_arguments as grader_check_arguments
+
+    grader_check_arguments(sub.add_parser("grader-check", help="grade the corpus of submissions with known "
+                                          "verdicts; fail on any disagreement"))
     clean = sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
     clean.add_argument("--check", action="store_true", help="only fail when something was left")
 
@@ -47,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.grade_many import run
 
         return run(args)
+    if args.command == "grader-check":
+        from labkit.grader_check import run as grader_check
+
+        return grader_check(args)
     if args.command == "clean":
         from labkit.resources import clean_all, leftovers
 

@@ -85,7 +85,8 @@ def find_owned(client: docker.DockerClient, run_id: str | None) -> dict[str, lis
     return {
         "service": mine(client.services.list(), lambda s: s.attrs["Spec"].get("Labels")) if swarm else [],
         "config": mine(client.configs.list(), lambda c: c.attrs["Spec"].get("Labels")) if swarm else [],
-        "container": mine(client.containers.list(all=True), lambda c: c.labels),
+        # ignore_removed: on a shared engine another run's container can vanish between list and inspect.
+        "container": mine(client.containers.list(all=True, ignore_removed=True), lambda c: c.labels),
         "network": mine(client.networks.list(greedy=False)),
         "volume": mine(client.volumes.list()),
         "image": mine(client.images.list(filters={"label": RUN_LABEL}), lambda i: i.labels),

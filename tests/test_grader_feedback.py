@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from labkit.testing import START_TIMEOUT
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "01-docker"
 CMD_LINE = re.compile(r"^CMD .*$", re.MULTILINE)
@@ -51,5 +53,6 @@ def test_a_broken_submission_gets_short_feedback_within_60_seconds(case, tmp_pat
     outcome = json.loads((tmp_path / "grades.json").read_text())["tests"]
     assert [o["passed"] for o in outcome] == [False], result.stdout[-2000:]
     assert expected_words in outcome[0]["feedback"], outcome[0]["feedback"]
-    assert took < 60 + 15, f"feedback took {took:.0f}s"  # 15 s: pytest start-up and the cached build
+    # 30 s: pytest start-up and the cached build on a loaded machine, after START_TIMEOUT (60 s) of waiting.
+    assert took < START_TIMEOUT + 30, f"feedback took {took:.0f}s"
     assert "Traceback" not in result.stdout and "Traceback" not in result.stderr, result.stdout[-3000:]

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.lab("01-docker")
 # The thresholds of the requirements (they appear in the requirement texts below).
 HEALTHY_SECONDS = 60      # a container with a HEALTHCHECK is healthy within this
 UNHEALTHY_SECONDS = 30    # ... and unhealthy within this once its server stops answering
-STOP_SECONDS = 5          # `docker stop` ends the container within this, by SIGTERM alone
-KILL_AFTER_SECONDS = 15   # docker stop's grace period here: a container still running then is killed
+KILL_AFTER_SECONDS = 20   # docker stop's grace period: a container still running then is killed ...
+KILLED = 128 + 9          # ... and exits with 137 (SIGKILL)
 # The grader runs the image's own HEALTHCHECK command with this timing (ns), so that a probe
 # scheduled every 5 minutes is still judged on what it checks, within the bounds above.
 HEALTH_TIMING = {"interval": 2_000_000_000, "timeout": 3_000_000_000, "retries": 2,
@@ -229,17 +229,19 @@ def is_production_server(command: list[str]) -> bool:
     if program(words[0]).startswith("python") and len(words) > 1:
         if words[1] == "-m" and len(words) > 2:
             return words[2].split(".")[0] in PRODUCTION_SERVERS
-        return program(words[1]) in PRODUCTION_SERVERS
+        # A console script as the kernel runs it (an absolute path in a bin/ folder), not ./gunicorn.
+        return words[1].startswith("/") and "/bin/" in words[1] and program(words[1]) in PRODUCTION_SERVERS
     return False
 
 
 @pytest.mark.points(1)
 def test_it_stops_promptly_on_sigterm(built, name, run_id):
-    """`docker stop` ends it within 5 s, by SIGTERM alone (exec-form CMD).
+    """`docker stop` ends it by SIGTERM alone, never by Docker's kill (exec-form CMD).
 
-    True for a correct submission: the server receives SIGTERM itself (it is PID 1, or PID 1 passes
-    the signal on) and exits within STOP_SECONDS; Docker never has to kill it (it would after
-    KILL_AFTER_SECONDS, exit code 137)."""
+    True for a correct submission: the process that gets SIGTERM (PID 1) is the server, or passes the
+    signal on to it, so the container exits by itself; one whose PID 1 ignores SIGTERM (a shell
+    around the server) is killed by Docker after KILL_AFTER_SECONDS with exit code 137. Measured by
+    the exit code, not a stopwatch: an honest server on a loaded machine may need several seconds."""
     container = start_serving(built[0], run_id, name("stop"))
     try:
         wrapped = container.get_wrapped_container()
@@ -250,8 +252,7 @@ def test_it_stops_promptly_on_sigterm(built, name, run_id):
         code = wrapped.attrs["State"]["ExitCode"]
     finally:
         container.remove()
-    killed = code == 137
-    assert took < STOP_SECONDS and not killed, feedback(
-        f"the container to end by itself within {STOP_SECONDS} s of SIGTERM",
-        f"{'Docker had to kill it' if killed else 'it ended'} after {took:.1f} s (exit code {code}): use the "
-        'exec form CMD ["gunicorn", ...] so that the server itself is PID 1 and gets the signal')
+    assert code != KILLED, feedback(
+        "the container to end by itself on SIGTERM",
+        f"Docker had to kill it after {took:.0f} s (exit code {code}): use the exec form "
+        'CMD ["gunicorn", ...] so that the server itself is PID 1 and gets the signal')
