@@ -13,7 +13,7 @@ import requests
 from testcontainers.core.network import Network
 
 from labkit.resources import RUN_LABEL
-from labkit.testing import Feedback, LabContainer, ServingWait, feedback, wait_until
+from labkit.testing import LIMITS, Feedback, LabContainer, ServingWait, feedback, wait_until
 
 LECTURE_ROWS = [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]
 VISIBILITY_TIMEOUT = 10  # seconds: small, so a dead worker's message comes back within a test
@@ -25,6 +25,7 @@ REDIS_ENV = {
     "SCHEDULE_SECONDS": str(SCHEDULE_SECONDS),
 }
 WORKER_COMMAND = ["celery", "-A", "tasks", "worker", "--loglevel=INFO", "--concurrency=2"]
+LOG_LINES = 5000  # the most log lines the grader reads of a worker
 BEAT_COMMAND = ["celery", "-A", "tasks", "beat", "--loglevel=INFO", "--schedule", "/tmp/celerybeat-schedule"]
 
 
@@ -162,6 +163,20 @@ def kill_pool_processes(worker: LabContainer) -> str:
     """SIGKILL every child of the worker's main process (PID 1): the prefork pool processes."""
     result = worker.exec(["sh", "-c", "children=$(cat /proc/1/task/*/children); kill -9 $children; echo $children"])
     return result.output.decode(errors="replace").strip()
+
+
+def ran_on(worker: LabContainer, task_ids: list[str], timeout: float = 5) -> list[str]:
+    """The ids among `task_ids` that `worker` has not logged receiving (Celery's worker logs
+    "Task tasks.predict[<id>] received" at INFO): empty when that worker ran them all."""
+    left = list(task_ids)
+
+    def all_seen() -> bool:
+        log = worker.get_wrapped_container().logs(tail=LOG_LINES)[-LIMITS.read_bytes:].decode(errors="replace")
+        left[:] = [task_id for task_id in left if f"[{task_id}] received" not in log]
+        return not left
+
+    wait_until(all_seen, timeout)
+    return left
 
 
 def seconds_since(moment: float) -> float:

@@ -2,6 +2,7 @@
 way a student drives it (`docker stack deploy`), with every wait bounded."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -10,16 +11,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker as docker_sdk
 import requests
+from docker.errors import DockerException
 
+from labkit import policy
 from labkit.testing import Feedback, wait_until
 
 CLI_TIMEOUT = 120
+LOG_LINES = 20000  # at most this many log lines read per api container
+
+
+@functools.cache
+def docker_client():
+    return docker_sdk.from_env(timeout=60)
 
 
 def docker(*args: str, env: dict | None = None, cwd: Path | None = None, check: bool = True) -> str:
+    """The docker CLI; `env` replaces the grader's environment (a student's file sees only it)."""
     result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=CLI_TIMEOUT,
-                            env={**os.environ, **(env or {})}, cwd=cwd)
+                            env=env or os.environ, cwd=cwd)
     if check and result.returncode != 0:
         raise Feedback(f"expected `docker {' '.join(args)}` to succeed; it failed: "
                        f"{(result.stderr or result.stdout).strip()[-600:]}")
@@ -30,25 +41,35 @@ def swarm_state() -> str:
     return docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
 
 
+def stack_env(home: Path, api_image: str, gateway_port: int) -> dict:
+    """All a stack file's interpolation sees: the grader's two variables (and PATH, an empty HOME)."""
+    return policy.minimal_env(home, API_IMAGE=api_image, GATEWAY_PORT=str(gateway_port))
+
+
 @dataclass
 class Stack:
-    """One deployed stack: `name`, its folder, and the environment it is deployed with."""
+    """One deployed stack: `name`, its folder, the grader's override file (limits, bounded logs)
+    and the environment it is deployed with."""
     name: str
     folder: Path
     gateway_port: int
     api_image: str
+    home: Path
+    override: Path
+    replicas: int = 1  # the api replicas the student's file asks for
 
     @property
     def env(self) -> dict:
-        return {"API_IMAGE": self.api_image, "GATEWAY_PORT": str(self.gateway_port)}
+        return stack_env(self.home, self.api_image, self.gateway_port)
 
     def deploy(self, api_image: str | None = None) -> None:
         self.api_image = api_image or self.api_image
         # An update right after another can be refused ("update out of sequence"): retry, bounded.
         for attempt in range(3):
             result = subprocess.run(
-                ["docker", "stack", "deploy", "--resolve-image", "never", "--prune", "-c", "stack.yaml", self.name],
-                capture_output=True, text=True, timeout=CLI_TIMEOUT, env={**os.environ, **self.env}, cwd=self.folder)
+                ["docker", "stack", "deploy", "--resolve-image", "never", "--prune", "-c", "stack.yaml",
+                 "-c", str(self.override), self.name],
+                capture_output=True, text=True, timeout=CLI_TIMEOUT, env=self.env, cwd=self.folder)
             if result.returncode == 0:
                 return
             if "out of sequence" not in result.stderr or attempt == 2:
@@ -78,6 +99,24 @@ class Stack:
     def url(self, path: str = "/predict") -> str:
         return f"http://127.0.0.1:{self.gateway_port}{path}"
 
+    def served(self, since: float) -> dict[str, int]:
+        """POST /predict answers each api task container logged since `since` (its access log):
+        who really served, whatever the answers' headers say. Containers of finished tasks count."""
+        counts = {}
+        for box in docker_client().containers.list(all=True, filters={
+                "label": f"com.docker.swarm.service.name={self.name}_api"}):
+            try:
+                log = box.logs(since=int(since), tail=LOG_LINES).decode(errors="replace")
+            except DockerException:
+                continue
+            counts[box.id[:12]] = log.count("POST /predict")
+        return counts
+
+    def healthy_replicas(self) -> int:
+        """Running api task containers whose health check says healthy."""
+        boxes = docker_client().containers.list(filters={"label": f"com.docker.swarm.service.name={self.name}_api"})
+        return sum((box.attrs["State"].get("Health") or {}).get("Status") == "healthy" for box in boxes)
+
     def task_errors(self) -> str:
         out = docker("service", "ps", f"{self.name}_api", "--no-trunc", "--format",
                      "{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}", check=False)
@@ -95,8 +134,7 @@ class Load:
     max_seconds: float = 180
     sent: int = 0
     failed: int = 0
-    replicas: set = field(default_factory=set)
-    versions: list = field(default_factory=list)
+    ok: int = 0
     errors: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -111,10 +149,9 @@ class Load:
                 try:
                     response = session.post(self.url, json=PREDICT, timeout=5)
                     ok = response.status_code == 200 and response.json().get("result") == [0, 2]
-                    self.replicas.add(response.headers.get("X-Replica"))
-                    self.versions.append(response.headers.get("X-Version"))
                 except (requests.RequestException, ValueError) as error:
                     ok, response = False, error
+                self.ok += ok
                 if not ok:
                     self.failed += 1
                     self.errors.append(str(getattr(response, "status_code", response))[:120])

@@ -1,4 +1,12 @@
-"""Lab 03 — Docker Swarm: the student's stack.yaml, deployed on a live single-node swarm."""
+"""Lab 03 — Docker Swarm: the student's stack.yaml, deployed on a live single-node swarm.
+
+Before anything is deployed, the file passes the grader's policy (labkit.policy): only the services
+api and gateway, named volumes only, no host access, only the gateway publishes a port (GATEWAY_PORT).
+Its interpolation sees only API_IMAGE and GATEWAY_PORT. A generated override (`-c`) bounds every
+service's log and pids and gives the gateway memory/CPU limits; the api keeps its own memory/CPU
+limits (a requirement grades them; the policy caps them at 1 GiB and 1 CPU) and gets the grader's
+only where it sets none, and that requirement is checked on the student's file, not on the override.
+"""
 from __future__ import annotations
 
 import itertools
@@ -6,14 +14,22 @@ import shutil
 import time
 
 import pytest
+import yaml
 
+from labkit import policy
 from labkit.resources import free_port
 from labkit.testing import Feedback, build_image, feedback, wait_until
-from .swarm import Load, Stack, docker, swarm_state
+from .swarm import Load, Stack, docker, stack_env, swarm_state
 
 pytestmark = pytest.mark.lab("03-swarm")
 
+SERVICES = ("api", "gateway")  # the services the exercise names; no other is deployed
 REPLICAS = 3
+CONVERGE_SECONDS = 60  # every replica running this soon after `docker stack deploy`
+UPDATE_SECONDS = 150  # a rolling update 1 -> 2 completes this soon
+REPLACE_SECONDS = 30  # a killed replica is replaced this soon
+ROLLBACK_SECONDS = 120  # a broken release is rolled back this soon
+SERVED_BY = 2  # requests through the gateway reach at least this many replicas
 STACK_NUMBERS = itertools.count(1)
 
 
@@ -30,8 +46,9 @@ def swarm():
 
 
 @pytest.fixture(scope="module")
-def images(docker_client, lab_dir, name, run_id):
-    """The given app built as version 1, version 2, and a version whose health check fails."""
+def images(student_stack, docker_client, lab_dir, name, run_id):
+    """The given app built as version 1, version 2, and a version whose health check fails (once the
+    student's file passed the policy: nothing is built for a refused file)."""
     tags = {}
     for version, healthy in (("1", "true"), ("2", "true"), ("broken", "false")):
         tags[version] = f"{name('api')}:{version}"
@@ -40,14 +57,57 @@ def images(docker_client, lab_dir, name, run_id):
     return tags
 
 
-@pytest.fixture
-def stack(swarm, images, lab_dir, name, tmp_path):
-    """The student's stack deployed with version 1; removed after the test, also on failure."""
-    if not (lab_dir / "stack.yaml").is_file():
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """The HOME the docker CLI runs with for the student's file: an empty folder, not the grader's."""
+    return tmp_path_factory.mktemp("stack-home")
+
+
+def resolved(lab_dir, home, gateway_port: int = 8080) -> dict:
+    """The student's stack.yaml as `docker stack config` resolves it, once it passed the policy as
+    written; then the policy again on the resolved file (ports included)."""
+    file = lab_dir / "stack.yaml"
+    if not file.is_file():
         raise Feedback("expected stack.yaml in 03-swarm/; there is none")
+    try:
+        policy.enforce(policy.check_sources(policy.load(file), lab_dir, SERVICES), file.name)
+        text = docker("stack", "config", "-c", "stack.yaml", cwd=lab_dir,
+                      env=stack_env(home, "iris-swarm-api:1", gateway_port))
+        config = yaml.safe_load(text) or {}
+        policy.enforce(policy.check(config, lab_dir, SERVICES, {"gateway": {gateway_port}}), file.name)
+    except policy.PolicyError as error:
+        raise Feedback(str(error)) from None
+    return config
+
+
+@pytest.fixture(scope="module")
+def student_stack(lab_dir, home):
+    """The student's file, resolved and checked (what `docker stack deploy` would get)."""
+    return resolved(lab_dir, home)
+
+
+def replicas_of(config: dict) -> int:
+    """The api replicas the file asks for (swarm's default: 1)."""
+    deploy = (config.get("services") or {}).get("api", {}).get("deploy") or {}
+    return int(deploy.get("replicas", 1)) if deploy.get("mode", "replicated") == "replicated" else 1
+
+
+@pytest.fixture
+def stack(student_stack, swarm, images, lab_dir, name, tmp_path, home):
+    """The student's stack deployed with version 1 (and the grader's override); removed after the
+    test, also on failure."""
+    port = free_port()
+    resolved(lab_dir, home, port)  # the ports, with this GATEWAY_PORT
     folder = tmp_path / "03-swarm"
-    shutil.copytree(lab_dir, folder)
-    deployed = Stack(name("stack", str(next(STACK_NUMBERS))), folder, free_port(), images["1"])
+    shutil.copytree(lab_dir, folder, symlinks=True)
+    # The override has the student's `version:` (a stack refuses two versions); schemas before 3.9
+    # have no pids limit (the services then run with the engine's).
+    version = policy.load(lab_dir / "stack.yaml").get("version")
+    override = policy.write_override(tmp_path / "grader-override.yaml", policy.limits_override(
+        student_stack.get("services") or {}, keep_limits={"api"}, pids=policy.stack_schema_has_pids(version)),
+        version)
+    deployed = Stack(name("stack", str(next(STACK_NUMBERS))), folder, port, images["1"], home, override,
+                     replicas_of(student_stack))
     try:
         deployed.deploy()
         yield deployed
@@ -56,8 +116,10 @@ def stack(swarm, images, lab_dir, name, tmp_path):
 
 
 def converge(stack: Stack, image: str, timeout: float) -> bool:
-    return bool(wait_until(lambda: stack.running_images().count(image) == REPLICAS
-                           and len(stack.running_images()) == REPLICAS, timeout))
+    """Whether every replica the file asks for runs `image` (within `timeout`). Only the replicas
+    requirement asks for 3: the others hold a file to its own count."""
+    return bool(wait_until(lambda: stack.running_images().count(image) == stack.replicas
+                           and len(stack.running_images()) == stack.replicas, timeout))
 
 
 def gateway_ready(stack: Stack, timeout: float = 30) -> None:
@@ -75,91 +137,158 @@ def gateway_ready(stack: Stack, timeout: float = 30) -> None:
                                 "(is the gateway published on ${GATEWAY_PORT} in mode: host?)"))
 
 
+def served_everything(stack: Stack, load: Load, since: float) -> dict[str, int]:
+    """The api task containers that served during `load`; feedback unless they served every answer
+    it counted as a success (answers the gateway made up itself are not served by replicas)."""
+    served: dict[str, int] = {}
+
+    def accounted() -> bool:
+        served.update(stack.served(since))
+        return sum(served.values()) >= load.ok
+
+    if not wait_until(accounted, 10):
+        raise Feedback(feedback(f"every successful answer served by an api replica (their access logs hold "
+                                f"{load.ok} POST /predict)", f"they hold {sum(served.values())}: the gateway "
+                                "must pass requests to the api's replicas (tasks.api), not answer itself"))
+    return served
+
+
 @pytest.mark.points(1)
-def test_the_stack_file_is_valid(lab_dir):
-    """stack.yaml is a valid stack file (`docker stack config`)."""
-    if not (lab_dir / "stack.yaml").is_file():
-        raise Feedback("expected stack.yaml in 03-swarm/; there is none")
-    config = docker("stack", "config", "-c", "stack.yaml", cwd=lab_dir, env={"API_IMAGE": "x", "GATEWAY_PORT": "1"})
-    assert "api:" in config and "gateway:" in config, feedback(
-        "services named api and gateway", f"the file defines:\n{config[:400]}")
+def test_the_stack_file_is_valid(student_stack):
+    """stack.yaml is a valid stack file (`docker stack config`).
+
+    True of a correct submission: `docker stack config` accepts it, it defines the services api and
+    gateway (and no other), and it passes the grader's policy (named volumes only, no host paths,
+    privileges or host namespaces, only the gateway publishes a port, ${GATEWAY_PORT}).
+    """
+    found = sorted((student_stack.get("services") or {}))
+    assert set(SERVICES) <= set(found), feedback("services named api and gateway", f"services {found}")
 
 
 @pytest.mark.points(2)
 def test_three_replicas_converge_within_60_seconds(stack, images):
-    """The api service runs 3 replicas, all running within 60 s of `docker stack deploy`."""
-    assert converge(stack, images["1"], 60), feedback(
+    """The api service runs 3 replicas, all running within 60 s of `docker stack deploy`.
+
+    True of a correct submission: within 60 s (CONVERGE_SECONDS) of the deploy, `docker service ps`
+    shows exactly 3 running tasks of the api, all of the deployed image, and Docker reports each
+    task's container healthy (the given image's health check: it answers GET /health).
+    """
+    assert stack.replicas == REPLICAS, feedback(f"deploy.replicas: {REPLICAS} for the api",
+                                                f"{stack.replicas} replica(s)")
+    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback(
         f"{REPLICAS} running replicas of {images['1']}", f"{stack.running_images()}; tasks:\n    {stack.task_errors()}")
+    healthy = wait_until(lambda: stack.healthy_replicas() >= REPLICAS, CONVERGE_SECONDS)
+    assert healthy, feedback(f"{REPLICAS} healthy api containers (they answer GET /health)",
+                             f"{stack.healthy_replicas()} healthy: is the image's health check switched off?")
 
 
 @pytest.mark.points(2)
 def test_requests_through_the_gateway_reach_at_least_two_replicas(stack, images):
-    """Requests through the gateway are answered by at least 2 different replicas."""
-    converge(stack, images["1"], 60)
+    """Requests through the gateway are answered by at least 2 different replicas.
+
+    True of a correct submission: of 60 requests through the gateway none fails, and the access logs
+    of at least 2 (SERVED_BY) different api task containers show they served them (observed on
+    the containers, not on a header of the answers).
+    """
+    converge(stack, images["1"], CONVERGE_SECONDS)
     gateway_ready(stack)
+    since = time.time() - 1
     with Load(stack.url(), max_requests=60, max_seconds=30) as load:
         wait_until(lambda: load.sent >= 60, 30)
-    assert load.failed == 0 and len(load.replicas) >= 2, feedback(
-        "answers from at least 2 replicas (header X-Replica), none failing",
-        f"{load.summary()}; replicas seen: {sorted(r for r in load.replicas if r)} "
+    served = served_everything(stack, load, since)
+    replicas = sorted(box for box, count in served.items() if count)
+    assert load.failed == 0 and len(replicas) >= SERVED_BY, feedback(
+        f"answers from at least {SERVED_BY} replicas, none failing",
+        f"{load.summary()}; replicas that served: {replicas} "
         "(endpoint_mode: dnsrr lets the gateway see every replica)")
 
 
 @pytest.mark.points(3)
 def test_a_rolling_update_loses_no_request(stack, images):
-    """A rolling update 1 → 2 under continuous requests loses none and ends with every replica on 2."""
-    assert converge(stack, images["1"], 60), feedback("3 replicas of version 1 before the update",
-                                                       str(stack.running_images()))
+    """A rolling update 1 → 2 under continuous requests loses none and ends with every replica on 2.
+
+    True of a correct submission: while requests flow through the gateway, a redeploy with
+    version 2 completes within 150 s (UPDATE_SECONDS) with every replica on version 2, no request
+    fails, and api replicas served every answer.
+    """
+    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback(f"{stack.replicas} replicas of version 1 before the update",
+                                                                    str(stack.running_images()))
     gateway_ready(stack)
-    started = time.monotonic()
+    started, since = time.monotonic(), time.time() - 1
     with Load(stack.url()) as load:
         stack.deploy(images["2"])
-        done = wait_until(lambda: stack.update_state() == "completed" and converge(stack, images["2"], 0), 150)
+        done = wait_until(lambda: stack.update_state() == "completed" and converge(stack, images["2"], 0),
+                          UPDATE_SECONDS)
     took = time.monotonic() - started
     print(f"rolling update: {took:.0f}s, {load.summary()}")
-    assert done, feedback("the update to complete with every replica on version 2 within 150 s",
+    assert done, feedback(f"the update to complete with every replica on version 2 within {UPDATE_SECONDS} s",
                           f"update state '{stack.update_state()}', running {stack.running_images()}")
     assert load.failed == 0, feedback("no failed request during the rolling update (order: start-first)",
                                       load.summary())
+    served_everything(stack, load, since)
 
 
 @pytest.mark.points(2)
 def test_a_killed_replica_is_replaced_while_requests_keep_succeeding(stack, images, docker_client):
-    """A killed replica is replaced within 30 s, and requests through the gateway keep succeeding."""
-    assert converge(stack, images["1"], 60), feedback("3 running replicas", str(stack.running_images()))
+    """A killed replica is replaced within 30 s, and requests through the gateway keep succeeding.
+
+    True of a correct submission: after SIGKILL to one api task container, a new replica runs within
+    30 s (REPLACE_SECONDS), no request through the gateway fails meanwhile, and api replicas served
+    every answer.
+    """
+    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback(f"{stack.replicas} running replicas",
+                                                                    str(stack.running_images()))
     gateway_ready(stack)
-    victim = docker_client.containers.list(filters={"label": f"com.docker.swarm.service.name={stack.name}_api"})[0]
+    label = {"label": f"com.docker.swarm.service.name={stack.name}_api"}
+    victim = docker_client.containers.list(filters=label)[0]
+    since = time.time() - 1
     with Load(stack.url()) as load:
         victim.kill()
-        replaced = wait_until(lambda: victim.id not in {c.id for c in docker_client.containers.list(
-            filters={"label": f"com.docker.swarm.service.name={stack.name}_api"})} and converge(stack, images["1"], 0), 30)
+        replaced = wait_until(lambda: victim.id not in {c.id for c in docker_client.containers.list(filters=label)}
+                              and converge(stack, images["1"], 0), REPLACE_SECONDS)
         wait_until(lambda: load.sent >= 50, 10)
     print(f"replica kill: {load.summary()}")
-    assert replaced, feedback("a new replica running within 30 s (restart_policy)",
+    assert replaced, feedback(f"a new replica running within {REPLACE_SECONDS} s (restart_policy)",
                               f"running: {stack.running_images()}; tasks:\n    {stack.task_errors()}")
     assert load.failed == 0, feedback("every request through the gateway to succeed while a replica dies",
                                       load.summary())
+    served_everything(stack, load, since)
 
 
 @pytest.mark.points(3)
 def test_a_broken_release_rolls_back_by_itself(stack, images):
-    """Deploying a version whose health check fails rolls back to the previous version by itself."""
-    assert converge(stack, images["1"], 60), feedback("3 running replicas", str(stack.running_images()))
+    """Deploying a version whose health check fails rolls back to the previous version by itself.
+
+    True of a correct submission: after a deploy of a version whose health check fails, the api's
+    update state becomes rollback_completed within 120 s (ROLLBACK_SECONDS), and every replica runs
+    version 1 again.
+    """
+    assert converge(stack, images["1"], CONVERGE_SECONDS), feedback(f"{stack.replicas} running replicas",
+                                                                    str(stack.running_images()))
     stack.deploy(images["broken"])
-    rolled_back = wait_until(lambda: stack.update_state() == "rollback_completed", 120)
+    rolled_back = wait_until(lambda: stack.update_state() == "rollback_completed", ROLLBACK_SECONDS)
     assert rolled_back, feedback(
-        "the update state 'rollback_completed' within 120 s (update_config.failure_action: rollback)",
+        f"the update state 'rollback_completed' within {ROLLBACK_SECONDS} s "
+        "(update_config.failure_action: rollback)",
         f"state '{stack.update_state()}', running {stack.running_images()}")
     assert converge(stack, images["1"], 30), feedback("every replica back on version 1",
                                                        str(stack.running_images()))
 
 
 @pytest.mark.points(1)
-def test_the_api_has_resource_limits_and_reservations(stack):
-    """The api service sets CPU and memory limits and reservations."""
-    resources = stack.service()["Spec"]["TaskTemplate"].get("Resources", {})
-    limits, reservations = resources.get("Limits", {}), resources.get("Reservations", {})
-    missing = [f"{kind}.{what}" for kind, values in (("limits", limits), ("reservations", reservations))
-               for what, key in (("cpus", "NanoCPUs"), ("memory", "MemoryBytes")) if not values.get(key)]
+def test_the_api_has_resource_limits_and_reservations(student_stack):
+    """The api service sets CPU and memory limits and reservations.
+
+    True of a correct submission: the api's deploy.resources in stack.yaml (as `docker stack config`
+    resolves it, in any syntax) has positive cpus and memory under both limits and reservations.
+    Read from the student's file: the grader's override adds limits where a file has none.
+    """
+    resources = ((student_stack.get("services") or {}).get("api", {}).get("deploy") or {}).get("resources") or {}
+    missing = [f"{kind}.{what}" for kind in ("limits", "reservations") for what in ("cpus", "memory")
+               if not positive((resources.get(kind) or {}).get(what))]
     assert not missing, feedback("deploy.resources with cpus and memory limits and reservations",
                                  "missing " + ", ".join(missing))
+
+
+def positive(value) -> bool:
+    return value is not None and 0 < policy.to_bytes(value) < float("inf")
