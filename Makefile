@@ -13,7 +13,7 @@ export DOCKER_BUILDKIT := 0
 export COMPOSE_DOCKER_CLI_BUILD := 0
 
 .PHONY: help setup venv doctor images up down grade test test-unit test-graded test-stubs \
-        test-notebooks notebooks notebooks-ru release release-check clean bench-sync bench-async grade-many chaos up-swarm down-swarm bench
+        test-notebooks grader-smoke notebooks notebooks-ru release release-check clean bench-sync bench-async grade-many chaos up-swarm down-swarm bench
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -73,21 +73,25 @@ release-check: venv ## fail when exercises/ is not what release makes
 	@$(LABKIT) release --check
 
 test-unit: setup
-	$(PYTEST) tests --ignore=tests/graded -q
+	$(PYTEST) tests --ignore=tests/graded -q --durations=15
 
 test-graded: setup
 	@mkdir -p $(BUILD)
-	$(PYTEST) tests/graded --target solutions --grades-json $(BUILD)/grades-solutions.json -q || true
+	$(PYTEST) tests/graded --target solutions --grades-json $(BUILD)/grades-solutions.json -q --durations=15 || true
 	$(LABKIT) check-grades $(BUILD)/grades-solutions.json --expect full
 
-test-stubs: test-graded
-	$(PYTEST) tests/graded --target exercises --grades-json $(BUILD)/grades-exercises.json -q >/dev/null || true
+test-stubs: setup  # after test-graded: compares with build/grades-solutions.json
+	$(PYTEST) tests/graded --target exercises --grades-json $(BUILD)/grades-exercises.json -q --durations=10 || true
 	$(LABKIT) check-grades $(BUILD)/grades-exercises.json --expect zero --same-tests-as $(BUILD)/grades-solutions.json
 
 test-notebooks: setup
-	$(PYTEST) --nbval-lax --nbval-current-env notebooks --ignore=notebooks/ru -q
+	$(PYTEST) --nbval-lax --nbval-current-env notebooks --ignore=notebooks/ru -q --durations=10
 
-test: setup clean release-check test-unit test-graded test-stubs test-notebooks ## everything: unit, graded (solutions 100 %, stubs 0), notebooks
+grader-smoke: setup
+	$(LABKIT) grader-check --smoke
+
+test: setup clean release-check ## everything: unit, graded (solutions 100 %, stubs 0), corpus smoke, notebooks: two lanes, times
+	@$(BIN)/python -m labkit.suite
 	@$(LABKIT) clean --check
 
 bench-sync: setup ## benchmark lab 04's sync service against its baselines (2-3 minutes)
@@ -104,8 +108,8 @@ bench: setup ## one table: lab 04's sync service, lab 05's queue, and the capsto
 chaos: setup ## fault tests of the complete service with big loads: sent, failed, lost
 	CHAOS=full $(PYTEST) tests/capstone -s -q
 
-grader-check: setup ## grade the corpus of known submissions (LABS=01-docker,... QUICK=1); fails on any wrong verdict
-	@$(LABKIT) grader-check $(if $(LABS),--labs $(LABS)) $(if $(QUICK),--quick)
+grader-check: setup ## grade the corpus of known submissions (LABS=01-docker,... QUICK=1 or SMOKE=1); fails on any wrong verdict
+	@$(LABKIT) grader-check $(if $(LABS),--labs $(LABS)) $(if $(QUICK),--quick) $(if $(SMOKE),--smoke)
 
 clean: venv ## remove whatever a grading run left in Docker
 	@$(LABKIT) clean

@@ -14,7 +14,10 @@ A verdict holds when exactly the tests in `fail` fail (a name without `[...]` st
 of a parametrized test) and every other test of the lab passes. Each variant is graded by its own
 pytest process, one after the other; the table at the end counts, per lab, the correct variants that
 passed fully and the wrong and gaming ones caught, and lists every disagreement. `--quick` grades
-the variants marked `quick: true`, chosen so that every requirement is covered (for `make test`).
+the variants marked `quick: true`, chosen so that every requirement is covered. `--smoke` grades the
+variants marked `smoke: true` with only the tests their verdict expects to fail (the tests `make test`
+can afford: each such check is shown to catch a submission that games or misses its requirement).
+Verdicts may be split over several files `verdicts*.yaml` (one per group of labs).
 """
 from __future__ import annotations
 
@@ -48,11 +51,18 @@ class Result:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labs", help="comma-separated labs (default: every lab in the corpus)")
     parser.add_argument("--quick", action="store_true", help="only the variants marked quick: true")
+    parser.add_argument("--smoke", action="store_true",
+                        help="only the variants marked smoke: true, and only the tests they must fail")
     parser.add_argument("--variants", help="comma-separated variant names (default: all)")
 
 
 def load_verdicts() -> dict:
-    return yaml.safe_load((CORPUS / "verdicts.yaml").read_text())
+    """Every lab's verdicts, from all the files `verdicts*.yaml` of the corpus."""
+    verdicts: dict = {}
+    for path in sorted(CORPUS.glob("verdicts*.yaml")):
+        for lab, variants in (yaml.safe_load(path.read_text()) or {}).items():
+            verdicts.setdefault(lab, {}).update(variants)
+    return verdicts
 
 
 def lab_module(lab: str) -> Path:
@@ -68,15 +78,18 @@ def make_submission(lab: str, variant: str, into: Path) -> Path:
     return target
 
 
-def grade(lab: str, variant: str) -> tuple[list[dict], str]:
-    """The graded outcomes of one variant ([{test, passed, status, feedback}]) and pytest's output tail."""
+def grade(lab: str, variant: str, only: list[str] | None = None) -> tuple[list[dict], str]:
+    """The graded outcomes of one variant ([{test, passed, status, feedback}]) and pytest's output tail;
+    with `only`, just the tests of those names."""
     with tempfile.TemporaryDirectory(prefix=f"labkit-corpus-{variant}-") as tmp:
         make_submission(lab, variant, Path(tmp))
         grades = Path(tmp) / "out" / "grades.json"
         env = {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
         process = subprocess.Popen([sys.executable, "-m", "pytest", str(lab_module(lab)), "--target", tmp,
                                     "--grades-json", str(grades), "-q", "--no-header", "-p", "no:warnings",
-                                    "-p", "no:cacheprovider"], cwd=ROOT, env=env, text=True,
+                                    "-p", "no:cacheprovider",
+                                    *(["-k", " or ".join(sorted({n.split("[")[0] for n in only}))] if only else [])],
+                                   cwd=ROOT, env=env, text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             output = process.communicate(timeout=VARIANT_TIMEOUT)[0][-5000:]
@@ -132,10 +145,11 @@ def run(args: argparse.Namespace) -> int:
     began = time.monotonic()
     for lab in labs:
         for variant, verdict in verdicts.get(lab, {}).items():
-            if (args.quick and not verdict.get("quick")) or (only and variant not in only):
+            if ((args.quick and not verdict.get("quick")) or (args.smoke and not verdict.get("smoke"))
+                    or (only and variant not in only)):
                 continue
             started = time.monotonic()
-            outcomes, output = grade(lab, variant)
+            outcomes, output = grade(lab, variant, (verdict.get("fail") or None) if args.smoke else None)
             result = Result(lab, variant, verdict["kind"], seconds=time.monotonic() - started)
             result.disagreements = (disagreements(outcomes, verdict.get("fail") or []) if outcomes
                                     else [f"no grades were written:\n{output}"])

@@ -1,0 +1,102 @@
+"""`make test`'s stages, in two lanes side by side, with the time of each stage at the end.
+
+    python -m labkit.suite
+
+The stages are the Makefile's own targets (one definition each). Two lanes run at once because most of
+a stage's time is waiting (containers starting, health intervals, a swarm converging), not CPU:
+
+    lane 1: test-unit (capstone fault tests, errata, docs, the grader's own tests), then test-notebooks
+    lane 2: test-graded (solutions: 100 %), then test-stubs (stubs: 0), then grader-smoke (the corpus)
+
+Each stage's output goes to build/logs/<stage>.log; a failing stage's last lines are printed. A
+single-node swarm is joined before the lanes start (and left at the end if this run joined it): joining
+or leaving a swarm while compose containers run breaks their DNS on Engine 20.10, and the swarm lab
+and notebook 03 would otherwise both try to join it at the same moment.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / "build" / "logs"
+LANES = [["test-unit", "test-notebooks"], ["test-graded", "test-stubs", "grader-smoke"]]
+STAGE_TIMEOUT = 45 * 60
+
+
+def docker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
+
+
+def join_swarm() -> bool:
+    """Join a single-node swarm if the engine is in none; True when this run joined it."""
+    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+    if state != "inactive":
+        return False
+    result = docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    if result.returncode:
+        print(f"[suite] could not join a swarm: {result.stderr.strip()}", flush=True)
+        return False
+    return True
+
+
+class Lane(threading.Thread):
+    """Runs its stages one after the other; stops at the first that fails."""
+
+    def __init__(self, stages: list[str], times: dict, failed: list) -> None:
+        super().__init__(daemon=True)
+        self.stages, self.times, self.failed = stages, times, failed
+
+    def run(self) -> None:
+        for stage in self.stages:
+            log = LOGS / f"{stage}.log"
+            print(f"[suite] {stage} ... (log: {log.relative_to(ROOT)})", flush=True)
+            started = time.monotonic()
+            with open(log, "w") as out:
+                try:
+                    code = subprocess.run(["make", "--no-print-directory", stage], cwd=ROOT, stdout=out,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          timeout=STAGE_TIMEOUT).returncode
+                except subprocess.TimeoutExpired:
+                    code = f"timed out after {STAGE_TIMEOUT} s"
+            self.times[stage] = time.monotonic() - started
+            verdict = "ok" if code == 0 else f"FAILED ({code})"
+            print(f"[suite] {stage}: {verdict} in {self.times[stage]:.0f} s", flush=True)
+            if code != 0:
+                self.failed.append(stage)
+                tail = log.read_text(errors="replace").splitlines()[-60:]
+                print(f"[suite] last lines of {log.relative_to(ROOT)}:\n    " + "\n    ".join(tail), flush=True)
+                return
+
+
+def main() -> int:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    joined = join_swarm()
+    times: dict[str, float] = {}
+    failed: list[str] = []
+    lanes = [Lane(stages, times, failed) for stages in LANES]
+    try:
+        for lane in lanes:
+            lane.start()
+        for lane in lanes:
+            lane.join()
+    finally:
+        if joined:
+            docker("swarm", "leave", "--force")
+    print("\n[suite] time per stage (two lanes side by side):")
+    for number, stages in enumerate(LANES, 1):
+        for stage in stages:
+            shown = f"{times[stage]:6.0f} s" if stage in times else "   not run"
+            print(f"  lane {number}  {stage:<16} {shown}")
+    print(f"  total (wall clock)       {time.monotonic() - began:6.0f} s")
+    if failed:
+        print(f"[suite] FAILED: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
