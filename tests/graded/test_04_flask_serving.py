@@ -250,7 +250,7 @@ def test_the_service_answers_the_lecture_request(api_plain):
 
 @pytest.mark.points(3)
 def test_the_container_serves_correct_predictions(api_plain):
-    """The reference model's predictions for 150 iris rows and ~1,000 varied rows.
+    """Predictions match the reference model's on 150 iris rows and ~1,000 varied rows.
 
     True for a correct submission: every row (floats and integers, inside and beyond the iris
     ranges), sent in batches of 1 to 500 rows, gets the class the course's model gives it, in order."""
