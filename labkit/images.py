@@ -154,15 +154,25 @@ def build_standin(image: BaseImage) -> None:
 
 
 def docker_build(image: BaseImage, context: Path, dockerfile: str) -> None:
-    label = f"{STANDIN_LABEL}={image.recipe_hash()}"
-    describe = f"org.labkit.description=offline stand-in for {image.tag}, built by labkit from Debian {image.suite}"
-    buildargs = [arg for key, value in image.buildargs for arg in ("--build-arg", f"{key}={value}")]
-    cmd = ["docker", "build", "-q", "--label", label, "--label", describe, *buildargs,
-           "-t", image.tag, "-f", str(context / dockerfile), str(context)]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **builder_env()})
+    labels = {STANDIN_LABEL: image.recipe_hash(),
+              "org.labkit.description": f"offline stand-in for {image.tag}, built by labkit from Debian {image.suite}"}
+    cli_build(image.tag, context / dockerfile, context, labels, dict(image.buildargs))
+
+
+class BuildFailed(SystemExit):
+    """`docker build` failed; the message names the image, the build's output went to stderr."""
+
+
+def cli_build(tag: str, dockerfile: Path, context: Path, labels: dict[str, str],
+              buildargs: dict[str, str] | None = None) -> None:
+    """`docker build` with the engine's builder (the classic one where there is no BuildKit)."""
+    cmd = ["docker", "build", "-q", "-t", tag, "-f", str(dockerfile)]
+    cmd += [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+    cmd += [arg for key, value in (buildargs or {}).items() for arg in ("--build-arg", f"{key}={value}")]
+    result = subprocess.run([*cmd, str(context)], capture_output=True, text=True, env={**os.environ, **builder_env()})
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
-        raise SystemExit(f"[images] building the stand-in for {image.tag} failed (see above)")
+        raise BuildFailed(f"[images] building {tag} failed (see above)")
 
 
 def ensure(image: BaseImage, *, allow_pull: bool) -> str:
