@@ -25,7 +25,7 @@ export COMPOSE_DOCKER_CLI_BUILD ?= 0
 endif
 
 .PHONY: help setup venv doctor images up down grade test test-unit test-graded test-stubs \
-        test-notebooks notebooks release release-check clean bench-sync bench-async grade-many chaos up-swarm down-swarm bench
+        test-notebooks notebooks release release-check clean compat bench-sync bench-async grade-many chaos up-swarm down-swarm bench
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -112,6 +112,9 @@ bench: setup ## one table: lab 04's sync service, lab 05's queue, and the capsto
 
 chaos: setup ## fault tests of the complete service with big loads: sent, failed, lost
 	CHAOS=full $(PYTEST) tests/capstone -s -q
+
+compat: setup ## compatibility matrix (ROWS=...): non-root user, no GNU tools, Python 3.13, Engine 26 (~20 min)
+	@$(LABKIT) compat $(ROWS)
 
 clean: venv ## remove whatever a grading run left in Docker
 	@$(LABKIT) clean

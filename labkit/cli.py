@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
 
     grade_many_arguments(sub.add_parser("grade-many", help="grade every submission folder in DIR: grades.csv, "
                                         "feedback and results.json per student"))
+    compat = sub.add_parser("compat", help="the compatibility matrix: non-root user, no GNU tools, Python 3.13, "
+                            "a current engine (slow: about 20 minutes)")
+    compat.add_argument("rows", nargs="*", help="only these rows (default: all)")
     clean = sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
     clean.add_argument("--check", action="store_true", help="only fail when something was left")
 
@@ -47,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.grade_many import run
 
         return run(args)
+    if args.command == "compat":
+        from labkit.compat import main as compat
+
+        return compat(args.rows)
     if args.command == "clean":
         from labkit.resources import clean_all, leftovers
 
