@@ -58,7 +58,7 @@ ensure_compose() {
 ensure_debootstrap() {
   # Needed only to build the offline stand-ins of the base images; root on Debian installs it.
   command -v debootstrap >/dev/null 2>&1 && return
-  if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
+  if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; then
     log "installing debootstrap (for offline base images) ..."
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null \
       || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
