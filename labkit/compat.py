@@ -228,12 +228,14 @@ def row_python313() -> str:
     if not Path(socket_path).exists():
         raise RowFailed(f"needs the engine's unix socket ({socket_path}) to mount into the container")
     # The host's network: the graded containers publish their ports on this machine's 127.0.0.1.
+    # DOCKER_HOST set: testcontainers then keeps its containers off this container's (host) network.
+    env = {"DOCKER_HOST": "unix:///var/run/docker.sock"}
     with Box(f"labkit-compat-py313-{os.getpid()}",
              ["--network", "host", "-v", f"{socket_path}:/var/run/docker.sock"]) as box:
         python = box.sh(".venv/bin/python -V", 30, "python")
-        box.sh("make venv", 600, "make venv (pip install -e . on Python 3.13)")
-        units = box.sh(UNIT_TESTS, 900, "unit tests")
-        grades = box.sh(GRADE_SOLUTIONS, 1200, "lab 01 on solutions")
+        box.sh("make venv", 600, "make venv (pip install -e . on Python 3.13)", env=env)
+        units = box.sh(UNIT_TESTS, 900, "unit tests", env=env)
+        grades = box.sh(GRADE_SOLUTIONS, 1200, "lab 01 on solutions", env=env)
     return f"{python}; unit tests: {last_line(units)}; {last_line(grades)}"
 
 
