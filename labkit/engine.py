@@ -50,6 +50,11 @@ def has_buildkit() -> bool:
     return result is not None and result.returncode == 0
 
 
+def builds_with_buildkit() -> bool:
+    """`docker build` here uses BuildKit: the CLI has it, and DOCKER_BUILDKIT does not turn it off."""
+    return os.environ.get("DOCKER_BUILDKIT", "1") != "0" and has_buildkit()
+
+
 def builder_env() -> dict[str, str]:
     """Environment for `docker build` / `docker compose build`: empty (the engine's default) unless there
     is no BuildKit, where the classic builder is asked for explicitly. A value the user set wins."""
