@@ -216,7 +216,10 @@ class Box:
         self.remove()
 
     def sh(self, command: str, timeout: float, what: str, env: dict[str, str] | None = None) -> str:
-        env_args = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
+        # Inside a container testcontainers guesses "bridge_ip" (the container's own port on its IP); the
+        # graded containers' ports are published where DOCKER_HOST's engine runs: use the mapped ports.
+        env = {"TESTCONTAINERS_CONNECTION_MODE": "docker_host", **(env or {})}
+        env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
         return run(["docker", "exec", "-w", "/repo", *env_args, self.name, "sh", "-c", command], timeout, what)
 
     def remove(self) -> None:
