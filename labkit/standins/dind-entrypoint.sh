@@ -18,7 +18,10 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
   echo $$ > /sys/fs/cgroup/init/cgroup.procs 2>/dev/null || true
   sed -e 's/ / +/g' -e 's/^/+/' < /sys/fs/cgroup/cgroup.controllers > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
 else
-  # cgroup v1: Docker gave the container a read-only view; a fresh writable tree replaces it.
+  # cgroup v1: Docker gave the container a read-only view; a fresh writable tree replaces it. The old
+  # one is unmounted, not only covered: runc (also BuildKit's) reads /proc/self/mountinfo and would take
+  # a covered mount's root for the cgroup path ("bind mount source stat ... no such file").
+  umount -R /sys/fs/cgroup 2>/dev/null || true
   mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
   # /proc/cgroups: "name hierarchy num_cgroups enabled", after a header line.
   awk 'NR > 1 && $4 == 1 { print $1 }' /proc/cgroups | while read -r controller; do
