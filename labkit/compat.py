@@ -6,8 +6,8 @@
                   refused) and a fresh HOME: make setup, make doctor; shellcheck clean on every script
     python3.13    Debian 13's Python 3.13 in a container using this engine: the venv from pyproject.toml,
                   unit tests, lab 01 100 %
-    engine26      Debian 13's docker.io (Engine 26, BuildKit) as a Docker-in-Docker node: lab 01 100 % on
-                  solutions, 0 on the stubs
+    engine26      Debian 13's docker.io (Engine 26, BuildKit) as a Docker-in-Docker node: labs 01, 02 and 04
+                  100 % on solutions and 0 on the stubs; `make up` answers [0, 2] (sync and async)
     engine26-containerd   the same with the containerd image store (Engine 29's default on fresh installs)
 
 Every row runs the committed HEAD (a `git clone` of this repository), prints PASS or FAIL with the
@@ -29,20 +29,26 @@ from pathlib import Path
 from typing import Callable
 
 from labkit.engine import docker
-from labkit.images import BaseImage, cli_build, ensure
+from labkit.images import BASE_IMAGES, BaseImage, cli_build, ensure
 from labkit.node import ROOTS, Node, NodeError
 
 REPO = Path(__file__).resolve().parent.parent
 COMPAT_LABEL = "org.labkit.compat"
 PYTHON313 = BaseImage("labkit/python:3.13-trixie", "python-trixie.Dockerfile", suite="trixie")
-LAB01_IMAGES = ["python:3.11-slim"]
-# Grading lab 01 the way `make test` does: the grades, then the honesty check on them.
-GRADE_LAB01 = (".venv/bin/pytest tests/graded -k 01 --target {target} --grades-json build/compat-{target}.json "
-               "-q -p no:warnings --no-header >build/compat-{target}.log 2>&1; "
-               ".venv/bin/labkit check-grades build/compat-{target}.json --expect {expect}{same} "
-               "|| {{ tail -n 25 build/compat-{target}.log; exit 1; }}")
-GRADE_SOLUTIONS = "mkdir -p build && " + GRADE_LAB01.format(target="solutions", expect="full", same="")
-GRADE_STUBS = GRADE_LAB01.format(target="exercises", expect="zero", same=" --same-tests-as build/compat-solutions.json")
+LAB01 = "tests/graded/test_01_docker.py"
+# The labs a current engine is tried with: Dockerfile (01), Compose (02), a service with caches (04).
+ENGINE_LABS = f"{LAB01} tests/graded/test_02_compose.py tests/graded/test_04_flask_serving.py"
+
+
+def grade(labs: str, target: str) -> str:
+    """Shell: grade `labs` on `target` the way `make test` does, then the honesty check on the grades
+    (solutions: full marks; exercises: zero, on the same tests)."""
+    expect = "full" if target == "solutions" else "zero --same-tests-as build/compat-solutions.json"
+    return (f"mkdir -p build && .venv/bin/pytest {labs} --target {target} --grades-json build/compat-{target}.json "
+            f"-q -p no:warnings --no-header >build/compat-{target}.log 2>&1; "
+            f".venv/bin/labkit check-grades build/compat-{target}.json --expect {expect} "
+            f"|| {{ tail -n 25 build/compat-{target}.log; exit 1; }}")
+
 UNIT_TESTS = ".venv/bin/pytest tests/test_release.py tests/test_grader_feedback.py -q -p no:warnings --no-header"
 
 
@@ -90,7 +96,7 @@ def row_non_root() -> str:
         # What git itself advises for a repository owned by someone else.
         as_user(f"git config --global --add safe.directory '*' && git clone -q {REPO} repo", 120, "git clone")
         as_user("cd repo && make setup", 1200, "make setup")
-        grades = as_user(f"cd repo && {GRADE_SOLUTIONS}", 1200, "lab 01 on solutions")
+        grades = as_user(f"cd repo && {grade(LAB01, 'solutions')}", 1200, "lab 01 on solutions")
         python = as_user("cd repo && .venv/bin/python -V", 30, "python")
         return f"{user} (groups: {as_user('id -Gn', 30, 'id')}), {python}; {last_line(grades)}"
     finally:
@@ -238,7 +244,7 @@ def row_python313() -> str:
         python = box.sh(".venv/bin/python -V", 30, "python")
         box.sh("make venv", 600, "make venv (pip install -e . on Python 3.13)", env=env)
         units = box.sh(UNIT_TESTS, 900, "unit tests", env=env)
-        grades = box.sh(GRADE_SOLUTIONS, 1200, "lab 01 on solutions", env=env)
+        grades = box.sh(grade(LAB01, "solutions"), 1200, "lab 01 on solutions", env=env)
     return f"{python}; unit tests: {last_line(units)}; {last_line(grades)}"
 
 
@@ -248,18 +254,21 @@ def row_current_engine(containerd_store: bool) -> Callable[[], str]:
         daemon_json = {"features": {"containerd-snapshotter": True}} if containerd_store else None
         with Node(f"labkit-compat-engine26{suffix}-{os.getpid()}", "trixie", daemon_json=daemon_json) as node:
             store = node.docker("info", "--format", "{{.Driver}}").stdout.strip()
-            node.load_images(LAB01_IMAGES)
+            # Every base image, as on a student's machine after `make setup` pulled them.
+            node.load_images([image.tag for image in BASE_IMAGES])
             # The grader shares the node's network: it reaches the node's engine and the ports its
             # containers publish on the node's 127.0.0.1.
             env = {"DOCKER_HOST": "tcp://127.0.0.1:2375", "DOCKER_BUILDKIT": "1"}
             with Box(f"{node.name}-grader", ["--network", f"container:{node.name}"]) as box:
-                builder = box.sh("docker buildx version", 30, "buildx", env=env)
+                builder = " ".join(box.sh("docker buildx version", 30, "buildx", env=env).split()[:2])
                 box.sh("make venv", 600, "make venv", env=env)
-                full = box.sh(GRADE_SOLUTIONS, 1500, "lab 01 on solutions", env=env)
-                zero = box.sh(GRADE_STUBS, 1200, "lab 01 on the stubs", env=env)
-            return (f"engine {node.server_version()}, storage {store}, {builder.split()[0]} "
-                    f"{builder.split()[1] if len(builder.split()) > 1 else ''}, privileged={node.privileged}; "
-                    f"{last_line(full)}; {last_line(zero)}")
+                full = box.sh(grade(ENGINE_LABS, "solutions"), 2400, "labs 01, 02, 04 on solutions", env=env)
+                zero = box.sh(grade(ENGINE_LABS, "exercises"), 1800, "labs 01, 02, 04 on the stubs", env=env)
+                up = box.sh("make up", 1800, "make up (BuildKit builds)", env=env)
+                box.sh("make down", 300, "make down", env=env)
+            answers = [line.strip() for line in up.splitlines() if "->" in line]
+            return (f"engine {node.server_version()}, storage {store}, {builder}, privileged={node.privileged}; "
+                    f"{last_line(full)}; {last_line(zero)}; make up: {' | '.join(answers)}")
     return row
 
 
