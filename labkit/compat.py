@@ -40,6 +40,17 @@ LAB01 = "tests/graded/test_01_docker.py"
 ENGINE_LABS = f"{LAB01} tests/graded/test_02_compose.py tests/graded/test_04_flask_serving.py"
 
 
+def graded(run_shell: Callable[[str], str], labs: str, target: str) -> str:
+    """Grade with `run_shell`; a miss is graded once more, since the 3 s and 30 s timing checks can miss on a
+    loaded machine (this one is shared), and the result says so."""
+    try:
+        return last_line(run_shell(grade(labs, target)))
+    except RowFailed as first:
+        missed = sorted({line.split("::")[-1].strip() for line in str(first).splitlines()
+                         if line.strip().startswith(("FAILED", "ERROR"))})
+        return f"{last_line(run_shell(grade(labs, target)))} (on a 2nd run; the 1st missed {', '.join(missed)})"
+
+
 def grade(labs: str, target: str) -> str:
     """Shell: grade `labs` on `target` the way `make test` does, then the honesty check on the grades
     (solutions: full marks; exercises: zero, on the same tests)."""
@@ -96,9 +107,10 @@ def row_non_root() -> str:
         # What git itself advises for a repository owned by someone else.
         as_user(f"git config --global --add safe.directory '*' && git clone -q {REPO} repo", 120, "git clone")
         as_user("cd repo && make setup", 1200, "make setup")
-        grades = as_user(f"cd repo && {grade(LAB01, 'solutions')}", 1200, "lab 01 on solutions")
+        grades = graded(lambda command: as_user(f"cd repo && {command}", 1200, "lab 01 on solutions"),
+                        LAB01, "solutions")
         python = as_user("cd repo && .venv/bin/python -V", 30, "python")
-        return f"{user} (groups: {as_user('id -Gn', 30, 'id')}), {python}; {last_line(grades)}"
+        return f"{user} (groups: {as_user('id -Gn', 30, 'id')}), {python}; {grades}"
     finally:
         subprocess.run(["userdel", "--force", "--remove", user], capture_output=True, timeout=60)
 
@@ -244,8 +256,8 @@ def row_python313() -> str:
         python = box.sh(".venv/bin/python -V", 30, "python")
         box.sh("make venv", 600, "make venv (pip install -e . on Python 3.13)", env=env)
         units = box.sh(UNIT_TESTS, 900, "unit tests", env=env)
-        grades = box.sh(grade(LAB01, "solutions"), 1200, "lab 01 on solutions", env=env)
-    return f"{python}; unit tests: {last_line(units)}; {last_line(grades)}"
+        grades = graded(lambda command: box.sh(command, 1200, "lab 01 on solutions", env=env), LAB01, "solutions")
+    return f"{python}; unit tests: {last_line(units)}; {grades}"
 
 
 def row_current_engine(containerd_store: bool) -> Callable[[], str]:
@@ -262,13 +274,14 @@ def row_current_engine(containerd_store: bool) -> Callable[[], str]:
             with Box(f"{node.name}-grader", ["--network", f"container:{node.name}"]) as box:
                 builder = " ".join(box.sh("docker buildx version", 30, "buildx", env=env).split()[:2])
                 box.sh("make venv", 600, "make venv", env=env)
-                full = box.sh(grade(ENGINE_LABS, "solutions"), 2400, "labs 01, 02, 04 on solutions", env=env)
+                full = graded(lambda command: box.sh(command, 2400, "labs 01, 02, 04 on solutions", env=env),
+                              ENGINE_LABS, "solutions")
                 zero = box.sh(grade(ENGINE_LABS, "exercises"), 1800, "labs 01, 02, 04 on the stubs", env=env)
                 up = box.sh("make up", 1800, "make up (BuildKit builds)", env=env)
                 box.sh("make down", 300, "make down", env=env)
             answers = [line.strip() for line in up.splitlines() if "->" in line]
             return (f"engine {node.server_version()}, storage {store}, {builder}, privileged={node.privileged}; "
-                    f"{last_line(full)}; {last_line(zero)}; make up: {' | '.join(answers)}")
+                    f"{full}; {last_line(zero)}; make up: {' | '.join(answers)}")
     return row
 
 
