@@ -46,9 +46,12 @@ def graded(run_shell: Callable[[str], str], labs: str, target: str) -> str:
     try:
         return last_line(run_shell(grade(labs, target)))
     except RowFailed as first:
-        missed = sorted({line.split("::")[-1].strip() for line in str(first).splitlines()
-                         if line.strip().startswith(("FAILED", "ERROR"))})
-        return f"{last_line(run_shell(grade(labs, target)))} (on a 2nd run; the 1st missed {', '.join(missed)})"
+        missed = ", ".join(sorted({line.split("::")[-1].strip() for line in str(first).splitlines()
+                                   if line.strip().startswith(("FAILED", "ERROR"))}))
+    try:
+        return f"{last_line(run_shell(grade(labs, target)))} (on a 2nd run; the 1st missed {missed})"
+    except RowFailed as second:
+        raise RowFailed(f"{second} (a 1st run missed {missed})") from None
 
 
 def grade(labs: str, target: str) -> str:
