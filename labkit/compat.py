@@ -274,17 +274,28 @@ def row_current_engine(containerd_store: bool) -> Callable[[], str]:
             # The grader shares the node's network: it reaches the node's engine and the ports its
             # containers publish on the node's 127.0.0.1.
             env = {"DOCKER_HOST": "tcp://127.0.0.1:2375", "DOCKER_BUILDKIT": "1"}
+            results, missed = [], []
             with Box(f"{node.name}-grader", ["--network", f"container:{node.name}"]) as box:
                 builder = " ".join(box.sh("docker buildx version", 30, "buildx", env=env).split()[:2])
                 box.sh("make venv", 600, "make venv", env=env)
-                full = graded(lambda command: box.sh(command, 2400, "labs 01, 02, 04 on solutions", env=env),
-                              ENGINE_LABS, "solutions")
-                zero = box.sh(grade(ENGINE_LABS, "exercises"), 1800, "labs 01, 02, 04 on the stubs", env=env)
-                up = box.sh("make up", 1800, "make up (BuildKit builds)", env=env)
-                box.sh("make down", 300, "make down", env=env)
-            answers = [line.strip() for line in up.splitlines() if "->" in line]
-            return (f"engine {node.server_version()}, storage {store}, {builder}, privileged={node.privileged}; "
-                    f"{full}; {last_line(zero)}; make up: {' | '.join(answers)}")
+                # Every step runs even when one before it missed: the row reports all of them.
+                steps = [
+                    ("solutions", lambda: graded(lambda command: box.sh(command, 2400, "labs 01, 02, 04 on solutions",
+                                                                        env=env), ENGINE_LABS, "solutions")),
+                    ("stubs", lambda: last_line(box.sh(grade(ENGINE_LABS, "exercises"), 1800,
+                                                       "labs 01, 02, 04 on the stubs", env=env))),
+                    ("make up", lambda: " | ".join(line.strip() for line in box.sh(
+                        "make up && make down", 1800, "make up (BuildKit builds)", env=env).splitlines() if "->" in line)),
+                ]
+                for name, step in steps:
+                    try:
+                        results.append(f"{name}: {step()}")
+                    except RowFailed as error:
+                        missed.append(f"{name}: {error}")
+            summary = f"engine {node.server_version()}, storage {store}, {builder}, privileged={node.privileged}"
+            if missed:
+                raise RowFailed("; ".join([summary, *results, *missed]))
+            return "; ".join([summary, *results])
     return row
 
 
