@@ -285,7 +285,8 @@ def row_current_engine(containerd_store: bool) -> Callable[[], str]:
                     ("stubs", lambda: last_line(box.sh(grade(ENGINE_LABS, "exercises"), 1800,
                                                        "labs 01, 02, 04 on the stubs", env=env))),
                     ("make up", lambda: " | ".join(line.strip() for line in box.sh(
-                        "make up && make down", 1800, "make up (BuildKit builds)", env=env).splitlines() if "->" in line)),
+                        "make up && make down", 1800, "make up (BuildKit builds)", env=env).splitlines()
+                        if "-> HTTP" in line or "-> {" in line)),
                 ]
                 for name, step in steps:
                     try:
