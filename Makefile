@@ -113,7 +113,7 @@ bench: setup ## one table: lab 04's sync service, lab 05's queue, and the capsto
 chaos: setup ## fault tests of the complete service with big loads: sent, failed, lost
 	CHAOS=full $(PYTEST) tests/capstone -s -q
 
-compat: setup ## compatibility matrix (ROWS=...): non-root user, no GNU tools, Python 3.13, Engine 26 (~20 min)
+compat: setup ## compatibility matrix (ROWS=...): non-root user, no GNU tools, Python 3.13, Engine 26 (15-35 min)
 	@$(LABKIT) compat $(ROWS)
 
 clean: venv ## remove whatever a grading run left in Docker

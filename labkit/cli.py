@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     grade_many_arguments(sub.add_parser("grade-many", help="grade every submission folder in DIR: grades.csv, "
                                         "feedback and results.json per student"))
     compat = sub.add_parser("compat", help="the compatibility matrix: non-root user, no GNU tools, Python 3.13, "
-                            "a current engine (slow: about 20 minutes)")
+                            "a current engine (slow: 15-35 minutes)")
     compat.add_argument("rows", nargs="*", help="only these rows (default: all)")
     clean = sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
     clean.add_argument("--check", action="store_true", help="only fail when something was left")
