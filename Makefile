@@ -2,24 +2,38 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The first Python >= 3.11 on PATH, python3 itself first (a version that only exists as a shim fails the test).
+ifndef PYTHON
+PYTHON := $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { command -v $$p; break; }; done)
+endif
+NO_PYTHON := { echo "No Python 3.11 or newer found (tried python3, python3.13, python3.12, python3.11)."; \
+	echo "  macOS: brew install python@3.13 (or the installer from python.org)"; \
+	echo "  Ubuntu, Debian, WSL: sudo apt install python3 python3-venv"; \
+	echo "  or name one: make PYTHON=/path/to/python3.12 ..."; exit 1; }
 VENV := .venv
 BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 PYTEST := $(BIN)/pytest
 TARGET ?= exercises
 BUILD := build
-export DOCKER_BUILDKIT := 0
-export COMPOSE_DOCKER_CLI_BUILD := 0
+# The classic builder only where the docker CLI has no BuildKit (no buildx plugin: an offline Debian
+# docker.io engine); Docker Desktop and current engines build with their default, BuildKit.
+ifneq ($(if $(PYTHON),$(shell $(PYTHON) -m labkit.engine builder 2>/dev/null)),buildkit)
+export DOCKER_BUILDKIT ?= 0
+export COMPOSE_DOCKER_CLI_BUILD ?= 0
+endif
 
 .PHONY: help setup venv doctor images up down grade test test-unit test-graded test-stubs \
-        test-notebooks grader-smoke notebooks notebooks-ru release release-check clean bench-sync bench-async grade-many chaos up-swarm down-swarm bench
+        test-notebooks grader-smoke notebooks notebooks-ru release release-check clean compat bench-sync bench-async grade-many chaos up-swarm down-swarm bench
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || $(NO_PYTHON)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+		echo "'$(PYTHON) -m venv' failed. Debian, Ubuntu, WSL: sudo apt install python3-venv"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@$(BIN)/python -m pip install --quiet -e . > $(VENV)/pip-install.log 2>&1 || { cat $(VENV)/pip-install.log; exit 1; }
 	@touch $@
@@ -27,11 +41,12 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 setup: venv ## install everything: Python deps, Docker engine + compose (if missing), base images
-	@PYTHON=$(BIN)/python bash labkit/setup_host.sh
+	@PYTHON=$(BIN)/python sh labkit/setup_host.sh
 	@$(LABKIT) images
 
-doctor: venv ## check the machine: engine, compose, swarm, base images, ports
-	@$(LABKIT) doctor
+doctor: ## check the machine (Python, engine, compose, disk, images, ports) and say how to fix; needs no .venv
+	@test -n "$(PYTHON)" || $(NO_PYTHON)
+	@$(PYTHON) -m labkit.doctor
 
 images: venv ## pull the base images, or build offline stand-ins
 	@$(LABKIT) images
@@ -110,6 +125,9 @@ chaos: setup ## fault tests of the complete service with big loads: sent, failed
 
 grader-check: setup ## grade the corpus of known submissions (LABS=01-docker,... QUICK=1 or SMOKE=1); fails on any wrong verdict
 	@$(LABKIT) grader-check $(if $(LABS),--labs $(LABS)) $(if $(QUICK),--quick) $(if $(SMOKE),--smoke)
+
+compat: setup ## compatibility matrix (ROWS=...): non-root user, no GNU tools, Python 3.13, Engine 26 (15-35 min)
+	@$(LABKIT) compat $(ROWS)
 
 clean: venv ## remove whatever a grading run left in Docker
 	@$(LABKIT) clean

@@ -27,6 +27,7 @@ import redis
 import requests
 
 from labkit import bench_async, bench_sync
+from labkit.engine import builder_env
 from labkit.resources import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ class Capstone:
 
     def __init__(self, override: Path) -> None:
         self.env = {**os.environ, "GATEWAY_PORT": str(free_port()), "FLOWER_PORT": str(free_port()),
-                    "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+                    **builder_env()}
         self.files = ["-f", "docker-compose.yaml", "-f", str(override)]
         self.port = int(self.env["GATEWAY_PORT"])
         self.base = f"http://127.0.0.1:{self.port}"
@@ -217,5 +218,5 @@ All on one machine: the clients share its cores with the servers. Whole run: {ti
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("DOCKER_BUILDKIT", "0")
+    os.environ.update(builder_env())
     sys.exit(main())

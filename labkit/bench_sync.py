@@ -27,6 +27,7 @@ from pathlib import Path
 
 import docker
 
+from labkit.engine import builder_env
 from labkit.resources import RUN_LABEL, new_run_id, remove_labelled, unique_name
 from labkit.services import service_tree
 
@@ -311,5 +312,5 @@ def print_table(results, single_rate: float, rows_rate: float) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("DOCKER_BUILDKIT", "0")
+    os.environ.update(builder_env())
     raise SystemExit(main())

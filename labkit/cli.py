@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
 
     grader_check_arguments(sub.add_parser("grader-check", help="grade the corpus of submissions with known "
                                           "verdicts; fail on any disagreement"))
+    compat = sub.add_parser("compat", help="the compatibility matrix: non-root user, no GNU tools, Python 3.13, "
+                            "a current engine (slow: 15-35 minutes)")
+    compat.add_argument("rows", nargs="*", help="only these rows (default: all)")
     clean = sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
     clean.add_argument("--check", action="store_true", help="only fail when something was left")
 
@@ -67,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.grader_check import run as grader_check
 
         return grader_check(args)
+    if args.command == "compat":
+        from labkit.compat import main as compat
+
+        return compat(args.rows)
     if args.command == "clean":
         from labkit.resources import clean_all, leftovers
 

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import yaml
 
+from labkit.engine import builder_env
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "fixtures" / "submissions"
 VARIANT_TIMEOUT = 1800  # seconds for one variant's grading, builds included
@@ -84,7 +86,7 @@ def grade(lab: str, variant: str, only: list[str] | None = None) -> tuple[list[d
     with tempfile.TemporaryDirectory(prefix=f"labkit-corpus-{variant}-") as tmp:
         make_submission(lab, variant, Path(tmp))
         grades = Path(tmp) / "out" / "grades.json"
-        env = {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+        env = {**os.environ, **builder_env()}
         process = subprocess.Popen([sys.executable, "-m", "pytest", str(lab_module(lab)), "--target", tmp,
                                     "--grades-json", str(grades), "-q", "--no-header", "-p", "no:warnings",
                                     "-p", "no:cacheprovider",

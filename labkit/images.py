@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.engine import builder_env
+
 STANDINS_DIR = Path(__file__).with_name("standins")
 CACHE_DIR = Path(os.environ.get("LABKIT_CACHE", Path.home() / ".cache" / "labkit"))
-ROOTFS_TAR = CACHE_DIR / "bookworm-minbase-rootfs.tar"
 DEBIAN_MIRROR = os.environ.get("LABKIT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # Where the host's CA bundle lives in a stand-in: pip inside a build trusts it, so builds work
@@ -35,12 +36,16 @@ class BaseImage:
     tag: str
     dockerfile: str | None  # recipe in standins/; None: the root image, imported from the rootfs
     files: tuple[str, ...] = ()  # other files from standins/ that the recipe copies
+    suite: str = "bookworm"  # the Debian release of a root image
+    buildargs: tuple[tuple[str, str], ...] = ()
 
     def recipe_hash(self) -> str:
         digest = hashlib.sha256(self.tag.encode())
         for name in (self.dockerfile, *self.files):
             if name:
                 digest.update((STANDINS_DIR / name).read_bytes())
+        for key, value in self.buildargs:
+            digest.update(f"{key}={value}".encode())
         return digest.hexdigest()[:16]
 
 
@@ -91,11 +96,12 @@ def try_pull(tag: str) -> bool:
     return result.returncode == 0
 
 
-def make_rootfs() -> Path:
-    """A minimal Debian bookworm rootfs as a tar file, made once and cached."""
-    if ROOTFS_TAR.exists():
-        say(f"rootfs: cached ({ROOTFS_TAR})")
-        return ROOTFS_TAR
+def make_rootfs(suite: str = "bookworm") -> Path:
+    """A minimal Debian rootfs of `suite` as a tar file, made once and cached."""
+    rootfs_tar = CACHE_DIR / f"{suite}-minbase-rootfs.tar"
+    if rootfs_tar.exists():
+        say(f"rootfs: cached ({rootfs_tar})")
+        return rootfs_tar
     if shutil.which("debootstrap") is None:
         raise SystemExit(
             "[images] debootstrap is missing: 'apt-get install debootstrap' (Debian) "
@@ -104,24 +110,24 @@ def make_rootfs() -> Path:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE_DIR) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        say(f"rootfs: debootstrap bookworm from {DEBIAN_MIRROR} (about a minute, once) ...")
-        run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), DEBIAN_MIRROR],
+        say(f"rootfs: debootstrap {suite} from {DEBIAN_MIRROR} (about a minute, once) ...")
+        run(["debootstrap", "--variant=minbase", suite, str(rootfs), DEBIAN_MIRROR],
             stdout=subprocess.DEVNULL)
         # Slim like the official image: no apt lists, docs or caches.
         for junk in ("var/lib/apt/lists", "var/cache/apt/archives", "usr/share/doc", "usr/share/man"):
             shutil.rmtree(rootfs / junk, ignore_errors=True)
             (rootfs / junk).mkdir(parents=True, exist_ok=True)
-        partial = ROOTFS_TAR.with_suffix(".partial")
+        partial = rootfs_tar.with_suffix(".partial")
         with tarfile.open(partial, "w") as tar:
             tar.add(rootfs, arcname=".")
-        partial.rename(ROOTFS_TAR)
-    say(f"rootfs: cached as {ROOTFS_TAR}")
-    return ROOTFS_TAR
+        partial.rename(rootfs_tar)
+    say(f"rootfs: cached as {rootfs_tar}")
+    return rootfs_tar
 
 
 def build_root(image: BaseImage) -> None:
-    """debian:bookworm-slim from the rootfs, with the host's CA bundle added."""
-    rootfs = make_rootfs()
+    """debian:<suite>-slim from the rootfs, with the host's CA bundle added."""
+    rootfs = make_rootfs(image.suite)
     with tempfile.TemporaryDirectory() as tmp:
         context = Path(tmp)
         shutil.copy(rootfs, context / "rootfs.tar")
@@ -148,14 +154,25 @@ def build_standin(image: BaseImage) -> None:
 
 
 def docker_build(image: BaseImage, context: Path, dockerfile: str) -> None:
-    label = f"{STANDIN_LABEL}={image.recipe_hash()}"
-    describe = f"org.labkit.description=offline stand-in for {image.tag}, built by labkit from Debian bookworm"
-    cmd = ["docker", "build", "-q", "--label", label, "--label", describe,
-           "-t", image.tag, "-f", str(context / dockerfile), str(context)]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    labels = {STANDIN_LABEL: image.recipe_hash(),
+              "org.labkit.description": f"offline stand-in for {image.tag}, built by labkit from Debian {image.suite}"}
+    cli_build(image.tag, context / dockerfile, context, labels, dict(image.buildargs))
+
+
+class BuildFailed(SystemExit):
+    """`docker build` failed; the message names the image, the build's output went to stderr."""
+
+
+def cli_build(tag: str, dockerfile: Path, context: Path, labels: dict[str, str],
+              buildargs: dict[str, str] | None = None) -> None:
+    """`docker build` with the engine's builder (the classic one where there is no BuildKit)."""
+    cmd = ["docker", "build", "-q", "-t", tag, "-f", str(dockerfile)]
+    cmd += [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
+    cmd += [arg for key, value in (buildargs or {}).items() for arg in ("--build-arg", f"{key}={value}")]
+    result = subprocess.run([*cmd, str(context)], capture_output=True, text=True, env={**os.environ, **builder_env()})
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
-        raise SystemExit(f"[images] building the stand-in for {image.tag} failed (see above)")
+        raise BuildFailed(f"[images] building {tag} failed (see above)")
 
 
 def ensure(image: BaseImage, *, allow_pull: bool) -> str:

@@ -8,13 +8,15 @@ a stage's time is waiting (containers starting, health intervals, a swarm conver
     lane 1: test-unit (capstone fault tests, errata, docs, the grader's own tests), then test-notebooks
     lane 2: test-graded (solutions: 100 %), then test-stubs (stubs: 0), then grader-smoke (the corpus)
 
-Each stage's output goes to build/logs/<stage>.log; a failing stage's last lines are printed. A
+Each stage's output goes to build/logs/<stage>.log; a failing stage's last lines are printed, and its
+lane stops (`KEEP_GOING=1` runs the lane's later stages anyway, to see everything that fails). A
 single-node swarm is joined before the lanes start (and left at the end if this run joined it): joining
 or leaving a swarm while compose containers run breaks their DNS on Engine 20.10, and the swarm lab
 and notebook 03 would otherwise both try to join it at the same moment.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -44,7 +46,7 @@ def join_swarm() -> bool:
 
 
 class Lane(threading.Thread):
-    """Runs its stages one after the other; stops at the first that fails."""
+    """Runs its stages one after the other; stops at the first that fails (unless KEEP_GOING=1)."""
 
     def __init__(self, stages: list[str], times: dict, failed: list) -> None:
         super().__init__(daemon=True)
@@ -69,7 +71,8 @@ class Lane(threading.Thread):
                 self.failed.append(stage)
                 tail = log.read_text(errors="replace").splitlines()[-60:]
                 print(f"[suite] last lines of {log.relative_to(ROOT)}:\n    " + "\n    ".join(tail), flush=True)
-                return
+                if os.environ.get("KEEP_GOING") != "1":
+                    return
 
 
 def main() -> int:

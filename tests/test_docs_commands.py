@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from labkit.markdown import Block, fenced_blocks
+from labkit.engine import builder_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = ("README.md", "week/**/*.md", "labs/*/README.md", "solutions/*/README.md")
@@ -53,7 +54,7 @@ def test_the_documents_have_runnable_blocks():
 def test_a_runnable_block_exits_0(block):
     """The block runs from the repository root and exits 0."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+           **builder_env()}
     # Its own process group: on a time-out the block's children (docker run, servers) go too.
     process = subprocess.Popen(["bash", "-euo", "pipefail", "-c", block.code], cwd=ROOT, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from labkit.engine import builder_env
 from labkit.resources import free_port, unique_name
 from labkit.testing import wait_until
 
@@ -66,7 +67,7 @@ class Capstone:
 def capstone(run_id, docker_client):
     """The whole service under a project of this run, on free loopback ports; removed with its volumes."""
     env = {**os.environ, "GATEWAY_PORT": str(free_port()), "FLOWER_PORT": str(free_port()),
-           "COMPOSE_DOCKER_CLI_BUILD": "0", "DOCKER_BUILDKIT": "0"}
+           **builder_env()}
     service = Capstone(unique_name(run_id, "capstone"), env)
     try:
         service.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "240", timeout=900)

@@ -1,0 +1,143 @@
+"""A Docker engine in a container (Docker-in-Docker): a node for `labkit compat` and a multi-node swarm.
+
+    with Node("compat-trixie", "trixie", daemon_json={...}) as node:   # started, answering
+        node.load_images(["python:3.11-slim"])                         # docker save | docker load
+        node.docker("info")                                            # the CLI inside the node
+
+On a student's machine a node runs with `--privileged`. This sandbox refuses it (its capability set
+lacks CAP_SYS_RESOURCE: "unable to apply caps"), so the node falls back to every other capability, no
+seccomp/AppArmor profile and all devices; its entrypoint mounts the cgroups dockerd needs (DESIGN §3).
+Images come from the host engine, since there may be no registry.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from labkit.engine import docker
+from labkit.images import BaseImage, ensure
+
+NODE_LABEL = "org.labkit.node"
+# Debian's docker.io as an engine image: bookworm's Engine 20.10, trixie's Engine 26 (with buildx).
+NODE_IMAGES = {
+    "bookworm": BaseImage("labkit/dind:bookworm", "dind.Dockerfile", ("dind-entrypoint.sh",),
+                          buildargs=(("SUITE", "bookworm"),)),
+    "trixie": BaseImage("labkit/dind:trixie", "dind.Dockerfile", ("dind-entrypoint.sh",), suite="trixie",
+                        buildargs=(("SUITE", "trixie"), ("EXTRA_PACKAGES", "docker-cli docker-buildx docker-compose"))),
+}
+ROOTS = {"bookworm": BaseImage("debian:bookworm-slim", None),
+         "trixie": BaseImage("debian:trixie-slim", None, suite="trixie")}
+WITHOUT_PRIVILEGED = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
+                      "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm"]
+START_TIMEOUT = 90
+LOAD_TIMEOUT = 600
+
+
+class NodeError(RuntimeError):
+    """A node that did not start, answer or take an image; the message says why."""
+
+
+def node_image(suite: str) -> str:
+    """The engine image of a Debian release, built on first use (its rootfs by debootstrap, then docker.io)."""
+    for image in (ROOTS[suite], NODE_IMAGES[suite]):
+        ensure(image, allow_pull=False)
+    return NODE_IMAGES[suite].tag
+
+
+@dataclass
+class Node:
+    name: str
+    suite: str = "trixie"
+    daemon_json: dict | None = None  # /etc/docker/daemon.json of the node's engine
+    network: str | None = None  # a Docker network to join (swarm nodes reach each other on it)
+    run_args: list[str] = field(default_factory=list)  # more `docker run` options, e.g. -p
+    privileged: bool | None = None  # None: try --privileged, fall back to the recipe above
+
+    @property
+    def volume(self) -> str:
+        return f"{self.name}-var-lib-docker"
+
+    def __enter__(self) -> "Node":
+        try:
+            self.start()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        image = node_image(self.suite)
+        modes = [self.privileged] if self.privileged is not None else [True, False]
+        for privileged in modes:
+            if self._run(image, privileged):
+                self.privileged = privileged
+                break
+        else:
+            raise NodeError(f"node {self.name}: docker run failed with and without --privileged")
+        self.wait(timeout)
+
+    def _run(self, image: str, privileged: bool) -> bool:
+        docker("rm", "-f", self.name)
+        args = ["run", "-d", "--name", self.name, "--hostname", self.name, "--label", f"{NODE_LABEL}={self.name}",
+                "-v", f"{self.volume}:/var/lib/docker", *self.run_args]
+        args += ["--privileged"] if privileged else WITHOUT_PRIVILEGED
+        if self.network:
+            args += ["--network", self.network]
+        if self.daemon_json is not None:
+            args += ["-e", f"LABKIT_DAEMON_JSON={json.dumps(self.daemon_json)}"]
+        result = docker(*args, image, timeout=60)
+        return result is not None and result.returncode == 0
+
+    def wait(self, timeout: float) -> None:
+        """Poll until the node's engine answers; fail early, with its log, when the node exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.docker("version", "--format", "{{.Server.Version}}", timeout=10)
+            if answer is not None and answer.returncode == 0:
+                return
+            state = docker("inspect", "-f", "{{.State.Running}}", self.name)
+            if state is None or state.stdout.strip() != "true":
+                break
+            time.sleep(1)
+        raise NodeError(f"node {self.name}: the engine did not answer within {timeout:.0f}s; its log:\n"
+                        + self.log_tail())
+
+    def log_tail(self, lines: int = 15) -> str:
+        result = docker("logs", "--tail", str(lines), self.name)
+        return (result.stdout + result.stderr).strip() if result is not None else ""
+
+    def docker(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess | None:
+        """The docker CLI inside the node, talking to the node's engine."""
+        env_args = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
+        return docker("exec", *env_args, self.name, "docker", *args, timeout=timeout)
+
+    def server_version(self) -> str:
+        result = self.docker("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})")
+        return result.stdout.strip() if result is not None and result.returncode == 0 else "?"
+
+    def load_images(self, tags: list[str], timeout: float = LOAD_TIMEOUT) -> None:
+        """Copy images from the host's engine into the node: `docker save | docker exec -i NODE docker load`."""
+        save = subprocess.Popen(["docker", "save", *tags], stdout=subprocess.PIPE)
+        try:
+            load = subprocess.run(["docker", "exec", "-i", self.name, "docker", "load", "-q"], stdin=save.stdout,
+                                  capture_output=True, text=True, timeout=timeout)
+        finally:
+            save.stdout.close()
+            try:
+                save.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                save.kill()
+                save.wait()
+        if load.returncode != 0 or save.returncode != 0:
+            raise NodeError(f"node {self.name}: loading {', '.join(tags)} failed: {load.stderr.strip()[-500:]}")
+
+    def remove(self) -> None:
+        """The node's container and its engine's volume (images, containers, build cache) go."""
+        docker("rm", "-f", "-v", self.name, timeout=120)
+        docker("volume", "rm", "-f", self.volume, timeout=120)
