@@ -56,14 +56,15 @@ images: venv ## pull the base images, or build offline stand-ins
 	@$(LABKIT) images
 
 up: setup ## start the week's ML service and call it like the lecture does
-	docker compose up --detach --build --wait --wait-timeout 180
+	@$(BIN)/python -m labkit.stack build
+	docker compose up --detach --no-build --wait --wait-timeout 180
 	@$(BIN)/python -m labkit.demo
 
 down: ## stop the service and remove its containers, networks and volumes
 	docker compose down --volumes --remove-orphans
 
 up-swarm: setup ## the same service as a swarm stack `iris` (builds, joins a single-node swarm if needed)
-	docker compose build
+	@$(BIN)/python -m labkit.stack build
 	@$(BIN)/python -m labkit.stack deploy iris
 	@$(BIN)/python -m labkit.demo
 
