@@ -84,12 +84,13 @@ def test_the_image_has_a_healthcheck_that_becomes_healthy(built, docker_client, 
     try:
         container.start()
     except Exception as error:  # noqa: BLE001 - unhealthy, exited or timed out: all feedback
-        state = container.get_wrapped_container().attrs.get("State", {}) if container._container else {}
+        wrapped = container.get_wrapped_container()  # None when the container was never created
+        state = wrapped.attrs.get("State", {}) if wrapped else {}
         checks = (state.get("Health") or {}).get("Log") or [{}]
         raise Feedback(feedback("the container to report 'healthy' within 60 s",
                        f"{state.get('Health', {}).get('Status', state.get('Status', 'no state'))} "
                        f"(last check output: {str(checks[-1].get('Output', '')).strip()[:200]!r}; {error})",
-                       container.get_wrapped_container() if container._container else None)) from None
+                       wrapped)) from None
     finally:
         container.remove()
 
