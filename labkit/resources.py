@@ -80,7 +80,7 @@ def remove_labelled(client: docker.DockerClient, run_id: str | None = None) -> l
         for tag in image.tags or [image.id]:
             attempt(f"image {tag}", lambda t=tag: client.images.remove(t, force=True, noprune=True))
     for image in (i for i in things["layers"] if finished(layers_run(i))):  # a finished run's (labkit clean)
-        for tag in image.tags:
+        for tag in (t for t in image.tags if t.startswith(f"{LAYERS}:")):  # never another tag of the image
             attempt(f"build layers {tag}", lambda t=tag: client.images.remove(t, noprune=False))
     return removed
 

@@ -58,3 +58,22 @@ def test_clean_removes_a_finished_runs_own_layers_and_keeps_shared_ones(client, 
                 client.images.remove(tag)
             except docker.errors.ImageNotFound:
                 pass
+
+
+def test_clean_leaves_another_tag_of_a_cached_layer_alone(client):
+    """An honest `docker build -t app` that the cache answers with a kept layer gets that very image."""
+    token = secrets.token_hex(4)
+    run, alias = f"999999999-{token}", f"labkit-test-alias:{token}"
+    graded = build(client, [f"RUN echo own-{token} > /own"], labels={RUN_LABEL: run})
+    own_layer = client.images.get(graded).attrs["Parent"]
+    try:
+        remove_labelled(client, run)
+        client.api.tag(own_layer, alias)
+        remove_labelled(client, run)
+        assert client.images.get(own_layer).tags == [alias]
+    finally:
+        for tag in (alias, f"{LAYERS}:{run}-0"):
+            try:
+                client.images.remove(tag)
+            except docker.errors.ImageNotFound:
+                pass
