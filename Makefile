@@ -17,6 +17,7 @@ LABKIT := $(BIN)/labkit
 PYTEST := $(BIN)/pytest
 TARGET ?= exercises
 BUILD := build
+comma := ,
 # The classic builder only where the docker CLI has no BuildKit (no buildx plugin: an offline Debian
 # docker.io engine); Docker Desktop and current engines build with their default, BuildKit.
 ifneq ($(if $(PYTHON),$(shell $(PYTHON) -m labkit.engine builder 2>/dev/null)),buildkit)
@@ -24,21 +25,39 @@ export DOCKER_BUILDKIT ?= 0
 export COMPOSE_DOCKER_CLI_BUILD ?= 0
 endif
 
-.PHONY: help setup venv doctor images up down grade test test-unit test-graded test-stubs \
+.PHONY: help setup venv venv-notebooks venv-maintainer lock doctor images up down grade test test-unit test-graded test-stubs \
         test-notebooks grader-smoke notebooks notebooks-ru release release-check clean compat bench-sync bench-async grade-many chaos up-swarm down-swarm bench
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+# The venv installs a set exported from uv.lock (labkit/locked/*.txt): every package pinned, hashes
+# checked; then labkit itself, whose dependencies are already there. Students get the lean set,
+# `make notebooks` adds Jupyter, the maintainers' targets add notebook execution and API fuzzing.
+define install_locked
 	@test -n "$(PYTHON)" || $(NO_PYTHON)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 		echo "'$(PYTHON) -m venv' failed. Debian, Ubuntu, WSL: sudo apt install python3-venv"; exit 1; }
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e . > $(VENV)/pip-install.log 2>&1 || { cat $(VENV)/pip-install.log; exit 1; }
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@{ $(BIN)/python -m pip install --quiet --require-hashes -r labkit/locked/$(1).txt && \
+	   $(BIN)/python -m pip install --quiet --no-deps -e . ; } > $(VENV)/pip-install.log 2>&1 || { cat $(VENV)/pip-install.log; exit 1; }
 	@touch $@
+endef
+
+$(BIN)/.installed: pyproject.toml labkit/locked/host.txt
+	$(call install_locked,host)
+
+$(BIN)/.installed-notebooks: $(BIN)/.installed labkit/locked/notebooks.txt
+	$(call install_locked,notebooks)
+
+$(BIN)/.installed-maintainer: $(BIN)/.installed labkit/locked/maintainer.txt
+	$(call install_locked,maintainer)
 
 venv: $(BIN)/.installed
+
+venv-notebooks: $(BIN)/.installed-notebooks
+
+venv-maintainer: $(BIN)/.installed-maintainer
 
 setup: venv ## install everything: Python deps, Docker engine + compose (if missing), base images
 	@PYTHON=$(BIN)/python sh labkit/setup_host.sh
@@ -53,7 +72,8 @@ images: venv ## pull the base images, or build offline stand-ins
 
 up: setup ## start the week's ML service and call it like the lecture does
 	@$(BIN)/python -m labkit.services
-	docker compose up --detach --build --wait --wait-timeout 180
+	@$(BIN)/python -m labkit.stack build
+	docker compose up --detach --no-build --wait --wait-timeout 180
 	@$(BIN)/python -m labkit.demo
 
 down: ## stop the service and remove its containers, networks and volumes
@@ -61,7 +81,7 @@ down: ## stop the service and remove its containers, networks and volumes
 
 up-swarm: setup ## the same service as a swarm stack `iris` (builds, joins a single-node swarm if needed)
 	@$(BIN)/python -m labkit.services
-	docker compose build
+	@$(BIN)/python -m labkit.stack build
 	@$(BIN)/python -m labkit.stack deploy iris
 	@$(BIN)/python -m labkit.demo
 
@@ -75,19 +95,22 @@ grade-many: setup ## grade every submission folder in DIR: grades.csv + feedback
 	@test -n "$(DIR)" || { echo "usage: make grade-many DIR=/path/to/submissions [JOBS=2] [LABS=01-docker,...] [OUT=...]"; exit 2; }
 	@$(LABKIT) grade-many "$(DIR)" --jobs $(or $(JOBS),1) $(if $(LABS),--labs $(LABS)) $(if $(OUT),--out "$(OUT)")
 
-notebooks: setup ## open the week's notebooks in Jupyter
+notebooks: setup venv-notebooks ## open the week's notebooks in Jupyter
 	$(BIN)/jupyter notebook notebooks/
 
-notebooks-ru: venv ## refresh notebooks/ru/ after an English notebook changed (code and outputs from English)
+notebooks-ru: venv-maintainer ## refresh notebooks/ru/ after an English notebook changed (code and outputs from English)
 	@$(LABKIT) notebooks-ru
 
-release: venv ## regenerate exercises/ from solutions/
+release: venv ## regenerate exercises/ from solutions/, and every requirements file from uv.lock
 	@$(LABKIT) release
 
-release-check: venv ## fail when exercises/ is not what release makes
+lock: venv ## re-resolve uv.lock (UPGRADE=name,... moves those), regenerate every requirements file; then make test
+	@$(LABKIT) lock $(foreach p,$(subst $(comma), ,$(UPGRADE)),--upgrade $(p))
+
+release-check: venv ## fail when exercises/ or a requirements file is not what release / the lock makes
 	@$(LABKIT) release --check
 
-test-unit: setup
+test-unit: setup venv-maintainer
 	$(PYTEST) tests --ignore=tests/graded -q --durations=15
 
 test-graded: setup
@@ -99,7 +122,7 @@ test-stubs: setup  # after test-graded: compares with build/grades-solutions.jso
 	$(PYTEST) tests/graded --target exercises --grades-json $(BUILD)/grades-exercises.json -q --durations=10 || true
 	$(LABKIT) check-grades $(BUILD)/grades-exercises.json --expect zero --same-tests-as $(BUILD)/grades-solutions.json
 
-test-notebooks: setup
+test-notebooks: setup venv-maintainer
 	$(PYTEST) --nbval-lax --nbval-current-env notebooks --ignore=notebooks/ru -q --durations=10
 
 grader-smoke: setup
@@ -109,18 +132,18 @@ test: setup clean release-check ## everything: unit, graded (solutions 100 %, st
 	@$(BIN)/python -m labkit.suite
 	@$(LABKIT) clean --check
 
-bench-sync: setup ## benchmark lab 04's sync service against its baselines (2-3 minutes)
+bench-sync: setup venv-maintainer ## benchmark lab 04's sync service against its baselines (2-3 minutes)
 	@$(BIN)/python -m labkit.services 04-flask-serving
 	$(BIN)/python -m labkit.bench_sync
 
-bench-async: setup ## sync vs async: 1,000 tasks end to end with 1 and 2 worker processes
+bench-async: setup venv-maintainer ## sync vs async: 1,000 tasks end to end with 1 and 2 worker processes
 	$(BIN)/python -m labkit.bench_async
 
-bench: setup ## one table: lab 04's sync service, lab 05's queue, and the capstone through its gateway
+bench: setup venv-maintainer ## one table: lab 04's sync service, lab 05's queue, and the capstone through its gateway
 	@$(BIN)/python -m labkit.services
 	$(BIN)/python -m labkit.bench
 
-chaos: setup ## fault tests of the complete service with big loads: sent, failed, lost
+chaos: setup venv-maintainer ## fault tests of the complete service with big loads: sent, failed, lost
 	CHAOS=full $(PYTEST) tests/capstone -s -q
 
 grader-check: setup ## grade the corpus of known submissions (LABS=01-docker,... QUICK=1 or SMOKE=1); fails on any wrong verdict

@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     release = sub.add_parser("release", help="regenerate exercises/ from solutions/")
     release.add_argument("--check", action="store_true", help="only report whether exercises/ is up to date")
     release.add_argument("--student", metavar="DIR", help="write the students' repository (no solutions/) into DIR")
+    lock = sub.add_parser("lock", help="re-resolve uv.lock and regenerate every requirements file from it")
+    lock.add_argument("--upgrade", action="append", metavar="NAME", help="move NAME to its newest allowed release")
     check = sub.add_parser("check-grades", help="assert a grades.json scored full marks or zero")
     check.add_argument("grades")
     check.add_argument("--expect", choices=("full", "zero"), required=True)
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.release import release
 
         return release(check=args.check)
+    if args.command == "lock":
+        from labkit.lock import lock
+
+        return lock(args.upgrade)
     if args.command == "check-grades":
         from labkit.report import check_grades
 

@@ -234,6 +234,16 @@ def gradescope(r: Result) -> dict:
     }
 
 
+def disk_use(when: str) -> str:
+    """Docker's disk use (`docker system df`): grading builds images, and their layers fill a disk."""
+    try:
+        table = subprocess.run(["docker", "system", "df"], capture_output=True, text=True, timeout=120,
+                               check=True).stdout.rstrip()
+    except (OSError, subprocess.SubprocessError) as error:
+        table = f"  unknown ({error})"
+    return f"Docker disk use {when}:\n{table}"
+
+
 def write_results(out_dir: Path, results: list[Result]) -> None:
     write_csv(out_dir / "grades.csv", results)
     for r in results:
@@ -258,6 +268,7 @@ def grade_many(directory: str | Path, out_dir: str | Path | None = None, jobs: i
     selection = graded_files(labs)
     out_dir.mkdir(parents=True, exist_ok=True)
     echo(f"grading {len(submissions)} submission(s) from {directory}, {max(1, jobs)} at a time -> {out_dir}")
+    echo(disk_use("before grading"))
 
     def one(item: tuple[str, Path]) -> Result:
         student, target = item
@@ -279,6 +290,7 @@ def grade_many(directory: str | Path, out_dir: str | Path | None = None, jobs: i
         raise
     pool.shutdown()
     write_results(out_dir, results)
+    echo(disk_use("after grading (`labkit clean` removes the build layers the runs kept as cache)"))
     echo(f"wrote {out_dir / 'grades.csv'} and, per student, <student>.txt and <student>.results.json")
     return results
 

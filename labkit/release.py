@@ -102,6 +102,8 @@ def release_documents(check: bool) -> list[str]:
 
 
 def release(check: bool = False) -> int:
+    if not locked_files_ok(check):
+        return 1
     problems = release_documents(check)
     for problem in problems:
         print(f"release: {problem}", file=sys.stderr)
@@ -129,3 +131,20 @@ def release(check: bool = False) -> int:
         shutil.copytree(fresh, EXERCISES)
     print(f"exercises/ regenerated from solutions/ ({sum(1 for p in EXERCISES.rglob('*') if p.is_file())} files)")
     return 1 if problems else 0
+
+
+def locked_files_ok(check: bool) -> bool:
+    """The hook into labkit.lock: every lab's requirements.txt (and the venv's) is generated from
+    uv.lock before exercises/ copies solutions/; with check, only compared."""
+    from labkit.lock import BUMP, LockError, sync
+
+    try:
+        stale = sync(check)
+    except LockError as error:
+        print(f"release: {error}\nrun `labkit lock` ({BUMP})", file=sys.stderr)
+        return False
+    if check and stale:
+        print("these files are not what uv.lock makes; run `labkit lock` (never edit them by hand):")
+        print("\n".join(f"  {name}" for name in stale))
+        return False
+    return True

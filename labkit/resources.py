@@ -3,7 +3,11 @@
 Every container, network, volume and image a run creates carries the label `labkit.run=<run id>`;
 the run removes exactly those at its end (also on failure or interrupt), so two runs at once never
 touch each other's things. Images are removed with `noprune`, which keeps their parent layers: the
-classic builder's build cache.
+classic builder's build cache, so the next submission's build reuses them while a class is graded.
+Those parents stay tagged `labkit-layers:<run id>-<n>` (the classic builder cannot label them), and
+`labkit clean` removes them once their run has finished: each with the untagged layers only it used.
+Layers that a tagged image or another build still uses (the base images, the dependency layers of the
+course's own images) stay cached.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from docker.errors import APIError, NotFound
 RUN_LABEL = "labkit.run"
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 STACK_LABEL = "com.docker.stack.namespace"
+LAYERS = "labkit-layers"  # the repository under which a run's build layers wait for `labkit clean`
 
 
 def new_run_id() -> str:
@@ -70,10 +75,24 @@ def remove_labelled(client: docker.DockerClient, run_id: str | None = None) -> l
         attempt(f"network {network.name}", network.remove)
     for volume in things["volume"]:
         attempt(f"volume {volume.name}", lambda v=volume: v.remove(force=True))
-    for image in things["image"]:
+    for number, image in enumerate(things["image"]):
+        keep_build_layers(client, image, f"{LAYERS}:{run_of(image)}-{number}".lower())
         for tag in image.tags or [image.id]:
             attempt(f"image {tag}", lambda t=tag: client.images.remove(t, force=True, noprune=True))
+    for image in (i for i in things["layers"] if finished(layers_run(i))):  # a finished run's (labkit clean)
+        for tag in (t for t in image.tags if t.startswith(f"{LAYERS}:")):  # never another tag of the image
+            attempt(f"build layers {tag}", lambda t=tag: client.images.remove(t, noprune=False))
     return removed
+
+
+def keep_build_layers(client: docker.DockerClient, image, tag: str) -> None:
+    """Name the untagged parent of an image about to go: its layers stay as build cache, findable."""
+    parent = image.attrs.get("Parent") or image.attrs.get("ParentId")
+    try:
+        if parent and not client.images.get(parent).tags:
+            client.api.tag(parent, tag)
+    except (NotFound, APIError):
+        pass
 
 
 def find_owned(client: docker.DockerClient, run_id: str | None) -> dict[str, list]:
@@ -90,7 +109,14 @@ def find_owned(client: docker.DockerClient, run_id: str | None) -> dict[str, lis
         "network": mine(client.networks.list(greedy=False)),
         "volume": mine(client.volumes.list()),
         "image": mine(client.images.list(filters={"label": RUN_LABEL}), lambda i: i.labels),
+        "layers": [i for i in client.images.list(name=LAYERS) if run_id is None or layers_run(i) == run_id],
     }
+
+
+def layers_run(image) -> str:
+    """The run a labkit-layers image's tag names."""
+    tag = next((t for t in image.tags if t.startswith(f"{LAYERS}:")), "")
+    return tag.partition(":")[2].rpartition("-")[0]
 
 
 def clean_all() -> int:
@@ -104,6 +130,8 @@ def clean_all() -> int:
 
 def run_of(obj) -> str:
     """The run id an owned object belongs to."""
+    if any(t.startswith(f"{LAYERS}:") for t in getattr(obj, "tags", None) or []):
+        return layers_run(obj)
     labels = getattr(obj, "labels", None) or obj.attrs.get("Labels") or obj.attrs.get("Spec", {}).get("Labels") or {}
     project = labels.get(COMPOSE_PROJECT_LABEL) or labels.get(STACK_LABEL) or ""
     return labels.get(RUN_LABEL) or project.removeprefix("labkit-")
@@ -122,11 +150,39 @@ def finished(run_id: str) -> bool:
 
 
 def leftovers() -> int:
-    """1 when a finished grading run left a container, network, volume or image behind."""
-    things = find_owned(docker.from_env(), None)
+    """1 when a finished grading run left a container, network, volume or image behind. Its build
+    layers, kept as cache on purpose, are reported with the disk space `labkit clean` gives back."""
+    client = docker.from_env()
+    things = find_owned(client, None)
+    cached = [o for o in things.pop("layers") if finished(run_of(o))]
     left = [f"{kind} {getattr(o, 'name', None) or (o.tags or [o.id])[0]}"
             for kind, objs in things.items() for o in objs if finished(run_of(o))]
     for thing in left:
         print(f"left behind: {thing}")
     print("nothing left behind" if not left else "run 'make clean' to remove it")
+    if cached:
+        print(f"build cache of finished grading runs: {len(cached)} image(s), "
+              f"{reclaimable(client, cached) / 1e6:.0f} MB that 'make clean' gives back")
     return 1 if left else 0
+
+
+def reclaimable(client: docker.DockerClient, images: list) -> int:
+    """Bytes freed by removing these images with their untagged parents that nothing else uses."""
+    everything = client.api.images(all=True)
+    by_id = {info["Id"]: info for info in everything}
+    going = {image.id for image in images}
+    size = 0
+    frontier = list(going)
+    while frontier:  # own size of each going image; then its parent, once all its children go
+        info = by_id.get(frontier.pop())
+        if info is None:
+            continue
+        parent = by_id.get(info.get("ParentId") or "")
+        size += info["Size"] - (parent["Size"] if parent else 0)
+        if parent and parent["Id"] not in going and not [t for t in parent.get("RepoTags") or []
+                                                         if t != "<none>:<none>"]:
+            siblings = [i for i in everything if i.get("ParentId") == parent["Id"]]
+            if all(s["Id"] in going for s in siblings):
+                going.add(parent["Id"])
+                frontier.append(parent["Id"])
+    return size

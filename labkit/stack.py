@@ -5,6 +5,8 @@
 and retries), no `host_ip` on ports. The conversion keeps everything else, so the compose file stays
 the single source. It also chooses `endpoint_mode: dnsrr` and host-mode ports, which work with or
 without the kernel's IPVS (the routing mesh and virtual IPs need it; some machines lack it).
+
+`labkit stack build` builds the images the compose file builds, for `make up` and `make up-swarm`.
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def to_stack(model: dict) -> dict:
     services = {}
     for name, service in without_nulls(model)["services"].items():
         service = {k: v for k, v in service.items()
-                   if k not in ("build", "depends_on", "restart", "stop_grace_period", "container_name")}
+                   if k not in ("build", "depends_on", "restart", "stop_grace_period", "container_name",
+                                 "pull_policy")}
         for kind in ("limits", "reservations"):  # the stack schema wants cpus as a string
             resources = service.get("deploy", {}).get("resources", {}).get(kind, {})
             if "cpus" in resources:
@@ -94,8 +97,35 @@ def deploy(name: str, timeout: float = 240) -> int:
     return 0
 
 
+def build(compose_file: Path = ROOT / "docker-compose.yaml") -> int:
+    """Build every image of the compose file that has a `build:` (what `docker compose build` does),
+    through the Engine API with the classic builder, printing its steps. Compose 2.40 itself warns on
+    every build where BuildKit or buildx is missing, and again when told not to use Bake; this way
+    the output holds only the builds."""
+    import docker as docker_sdk
+
+    client = docker_sdk.from_env(timeout=900)
+    built = set()
+    for name, service in compose_model(compose_file)["services"].items():
+        spec, image = service.get("build"), service.get("image")
+        if not spec or image in built:
+            continue
+        print(f"[stack] building {image} for {name} from {Path(spec['context']).relative_to(ROOT)}", flush=True)
+        for chunk in client.api.build(path=spec["context"], dockerfile=spec.get("dockerfile"), tag=image,
+                                      buildargs=spec.get("args"), rm=True, decode=True):
+            if "stream" in chunk:
+                print(chunk["stream"], end="", flush=True)
+            if "error" in chunk:
+                print(f"[stack] building {image} failed: {chunk['error'].strip()}", file=sys.stderr)
+                return 1
+        built.add(image)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["build"]:
+        return build()
     if args[:1] == ["deploy"]:
         return deploy(args[1] if len(args) > 1 else "iris")
     sys.stdout.write(stack_text())

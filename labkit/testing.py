@@ -21,6 +21,7 @@ from docker.errors import APIError, BuildError, DockerException
 from docker.types import LogConfig
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HttpWaitStrategy
+from testcontainers.core.waiting_utils import WaitStrategy
 
 from labkit.resources import RUN_LABEL
 
@@ -149,26 +150,47 @@ class BuildProgress:
                            f"after {deadline:.0f} s in {self.step or 'its first step'}")
 
 
-class ServingWait(HttpWaitStrategy):
-    """HttpWaitStrategy that gives up at once, with the logs, when the container has exited."""
+class ServingWait(WaitStrategy):
+    """An HTTP answer on `port` within the startup timeout (testcontainers' HttpWaitStrategy, one short
+    attempt at a time); gives up at once, with the logs, when the container has exited. Only public
+    testcontainers API: a WaitStrategy subclass implements wait_until_ready."""
 
-    def _try_http_request(self, url, headers, ssl_context):  # noqa: D401 (testcontainers hook)
-        wrapped = self._container.get_wrapped_container()
-        wrapped.reload()
-        if wrapped.status in ("exited", "dead"):
-            code = wrapped.attrs["State"]["ExitCode"]
-            raise Feedback(feedback(f"the container to keep running and serve on port {self._port}",
-                           f"it exited at once with code {code}", wrapped))
-        return super()._try_http_request(url, headers, ssl_context)
+    def __init__(self, port: int, path: str = "/") -> None:
+        super().__init__()
+        self.port, self.path, self.timeout, self.interval = port, path, float(START_TIMEOUT), 0.5
+        self.accepts = lambda code: code == 200
+
+    def for_status_code_matching(self, predicate) -> "ServingWait":
+        self.accepts = predicate
+        return self
+
+    def with_startup_timeout(self, timeout) -> "ServingWait":
+        self.timeout = float(timeout)
+        return super().with_startup_timeout(timeout)
+
+    def with_poll_interval(self, interval) -> "ServingWait":
+        self.interval = float(interval)
+        return super().with_poll_interval(interval)
 
     def wait_until_ready(self, container) -> None:
-        self._container = container
-        try:
-            super().wait_until_ready(container)
-        except TimeoutError:
-            raise Feedback(feedback(f"an HTTP answer on port {self._port} within {self._startup_timeout:.0f}s",
-                           "no answer (is the server listening on 0.0.0.0:8000, not 127.0.0.1?)",
-                           container.get_wrapped_container())) from None
+        attempt = (HttpWaitStrategy(self.port, self.path).for_status_code_matching(self.accepts)
+                   .with_startup_timeout(1).with_poll_interval(min(self.interval, 0.5)))
+        wrapped = container.get_wrapped_container()
+        deadline = time.monotonic() + self.timeout
+        while True:
+            wrapped.reload()
+            if wrapped.status in ("exited", "dead"):
+                code = wrapped.attrs["State"]["ExitCode"]
+                raise Feedback(feedback(f"the container to keep running and serve on port {self.port}",
+                               f"it exited at once with code {code}", wrapped))
+            try:
+                attempt.wait_until_ready(container)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise Feedback(feedback(f"an HTTP answer on port {self.port} within {self.timeout:.0f}s",
+                                   "no answer (is the server listening on 0.0.0.0:8000, not 127.0.0.1?)",
+                                   wrapped)) from None
 
 
 class LabContainer(DockerContainer):

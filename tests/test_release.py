@@ -1,4 +1,6 @@
 """labkit release: solution regions become TODO stubs; broken markers are errors."""
+import shutil
+
 import pytest
 
 from labkit.release import MarkerError, differences, generate, stub_text
@@ -40,3 +42,30 @@ def test_every_lab_installs_the_same_service_requirements():
     files = sorted(ROOT.glob("*/[0-9][0-9]-*/**/requirements.txt"))
     assert files
     assert len({f.read_text() for f in files}) == 1, [str(f.relative_to(ROOT)) for f in files]
+
+
+def test_the_committed_requirements_files_are_what_the_lock_makes():
+    from labkit.lock import sync
+
+    assert sync(check=True) == []
+
+
+def test_release_check_fails_when_a_labs_requirements_differ_from_the_lock(tmp_path, monkeypatch, capsys):
+    """A hand-edited pin in one lab (here an older Celery) is caught, and the file is named."""
+    from labkit import lock
+    from labkit.release import release
+
+    for name in ["pyproject.toml", "uv.lock", "labkit/locked", *(str(p.relative_to(lock.ROOT))
+                                                                for p in lock.lab_requirements())]:
+        source, copy = lock.ROOT / name, tmp_path / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, copy)
+    monkeypatch.setattr(lock, "ROOT", tmp_path)
+    edited = tmp_path / "solutions" / "05-celery" / "requirements.txt"
+    pinned = edited.read_text()
+    assert "\ncelery==5." in pinned
+    edited.write_text(pinned.replace("\ncelery==5.", "\ncelery==4.", 1))
+
+    assert release(check=True) == 1
+    assert "solutions/05-celery/requirements.txt" in capsys.readouterr().out
+    assert edited.read_text() != pinned  # --check only reports

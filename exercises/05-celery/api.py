@@ -14,7 +14,6 @@ import json
 import uuid
 
 import redis
-from celery._state import _set_task_join_will_block
 from flask import Flask, jsonify, request
 from kombu.exceptions import OperationalError
 
@@ -37,10 +36,6 @@ def create_app(config: dict | None = None) -> Flask:
         **celery_app.conf.broker_transport_options,
         "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
     }
-    # Clients poll, so the API never waits on a result: tell Celery, and publishing no longer
-    # subscribes to each task's result channel. (That subscription, in Celery 5.5, deadlocks when a
-    # finished result is garbage-collected during the next publish: celery/celery#10477.)
-    _set_task_join_will_block(True)
     # Reading results from Redis: fail fast when it is down (by default 20 reconnects, 1 s apart).
     celery_app.conf.redis_socket_connect_timeout = 2
     celery_app.conf.redis_socket_timeout = 5

@@ -16,9 +16,10 @@ import json
 import uuid
 
 import redis
-from celery._state import _set_task_join_will_block
 from flask import Flask, jsonify, request
 from kombu.exceptions import OperationalError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from model import MAX_ROWS, predict_rows, validation_error
 from tasks import REDIS_URL, predict
@@ -29,7 +30,8 @@ ISSUED_KEY = "api:issued"  # a Redis set of every task id this API has handed ou
 
 @functools.cache  # one client (and connection pool) per process
 def store() -> redis.Redis:
-    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    # No retries: a store that is down gives a quick 503 (redis-py's default retries 10 times).
+    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), 0))
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -40,9 +42,6 @@ def create_app(config: dict | None = None) -> Flask:
     # The API only publishes: when the broker is down it must answer 503 at once, not retry for
     # seconds while the client waits (kombu otherwise retries the connection before giving up).
     celery_app.conf.broker_connection_timeout = 2
-    # Clients poll: the API never waits on a result, so publishing need not subscribe to result
-    # channels (in Celery 5.5 that subscription can deadlock: celery/celery#10477).
-    _set_task_join_will_block(True)
     celery_app.conf.broker_transport_options = {
         **celery_app.conf.broker_transport_options,
         "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,

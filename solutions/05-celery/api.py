@@ -14,7 +14,6 @@ import json
 import uuid
 
 import redis
-from celery._state import _set_task_join_will_block
 from flask import Flask, jsonify, request
 from kombu.exceptions import OperationalError
 
@@ -37,10 +36,6 @@ def create_app(config: dict | None = None) -> Flask:
         **celery_app.conf.broker_transport_options,
         "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
     }
-    # Clients poll, so the API never waits on a result: tell Celery, and publishing no longer
-    # subscribes to each task's result channel. (That subscription, in Celery 5.5, deadlocks when a
-    # finished result is garbage-collected during the next publish: celery/celery#10477.)
-    _set_task_join_will_block(True)
     # Reading results from Redis: fail fast when it is down (by default 20 reconnects, 1 s apart).
     celery_app.conf.redis_socket_connect_timeout = 2
     celery_app.conf.redis_socket_timeout = 5
@@ -84,8 +79,7 @@ def create_app(config: dict | None = None) -> Flask:
         try:
             if not store().sismember(ISSUED_KEY, task_id):
                 return jsonify(error=f"no task with id {task_id}"), 404
-            # The stored state, read directly: an AsyncResult object would, when garbage-collected,
-            # unsubscribe from a result channel (see create_app on why we never subscribe).
+            # The stored state, read directly: clients poll, so nothing here ever waits on a result.
             meta = celery_app.backend.get_task_meta(task_id)
             state = meta["status"]
             result = meta["result"] if state == "SUCCESS" else None

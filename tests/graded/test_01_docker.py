@@ -140,7 +140,7 @@ def test_the_healthcheck_follows_the_server(built, docker_client, name, run_id):
             "HEALTHCHECK must call GET /health on port 8000 and fail when it gets no answer")
     finally:
         try:
-            if container._container is not None:
+            if container.get_wrapped_container() is not None:
                 container.get_wrapped_container().remove(force=True)
         except DockerException:
             pass

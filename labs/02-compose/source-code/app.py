@@ -9,6 +9,8 @@ import os
 import socket
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from flask import Flask, jsonify, request
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -17,8 +19,9 @@ from sklearn.linear_model import LogisticRegression
 model = LogisticRegression(random_state=0, max_iter=1000).fit(*load_iris(return_X_y=True))
 MAX_ROWS = 1000
 # The default works on a laptop with a local Redis; in Compose, "database" is the service's DNS name.
+# Short time-outs, no retries (redis-py retries 10 times by default): a missing database answers fast.
 database = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
-                                socket_timeout=2, socket_connect_timeout=2)
+                                socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
 
 app = Flask(__name__)
 app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024

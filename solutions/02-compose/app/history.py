@@ -6,14 +6,18 @@ import json
 import time
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 KEY = "predictions"
 
 
 class History:
     def __init__(self, url: str, keep: int) -> None:
-        # Short time-outs: a missing database must give a quick 503, not a hung request.
-        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # Short time-outs and no retries (redis-py retries 10 times by default): a missing database
+        # must give a quick 503, not a hung request.
+        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
+                                          retry=Retry(NoBackoff(), 0))
         self.keep = keep
 
     def add(self, rows: list, result: list) -> None:

@@ -1,0 +1,79 @@
+"""labkit clean: a finished run's build layers go, and only those; shared layers stay cached."""
+import io
+import secrets
+
+import docker
+import pytest
+
+from labkit.resources import LAYERS, RUN_LABEL, leftovers, remove_labelled
+
+BASE = "debian:bookworm-slim"
+
+
+@pytest.fixture
+def client():
+    """A Docker client (the base image exists: `labkit images`)."""
+    client = docker.from_env(timeout=120)
+    client.images.get(BASE)
+    yield client
+    client.close()
+
+
+def build(client, steps: list[str], **kwargs) -> str:
+    dockerfile = "\n".join([f"FROM {BASE}", *steps]) + "\n"
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True, forcerm=True, **kwargs)
+    return image.id
+
+
+def exists(client, image_id: str) -> bool:
+    try:
+        client.images.get(image_id)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def test_clean_removes_a_finished_runs_own_layers_and_keeps_shared_ones(client, capsys):
+    token = secrets.token_hex(4)
+    run = f"999999999-{token}"  # no such process: a finished run
+    shared_step, own_step = f"RUN echo shared-{token} > /shared", f"RUN echo own-{token} > /own"
+    keeper = f"labkit-test-keeper:{token}"  # an honest image, not the grader's: it shares one layer
+    build(client, [shared_step], tag=keeper)
+    graded = build(client, [shared_step, own_step], labels={RUN_LABEL: run})
+    own_layer = client.images.get(graded).attrs["Parent"]
+    try:
+        remove_labelled(client, run)  # the run's end: its image goes, its layers stay as build cache
+        assert not exists(client, graded) and exists(client, own_layer)
+        assert client.images.get(own_layer).tags == [f"{LAYERS}:{run}-0"]
+
+        leftovers()
+        assert "build cache of finished grading runs" in capsys.readouterr().out
+
+        remove_labelled(client, run)  # what `labkit clean` does for each finished run
+        assert not exists(client, own_layer)
+        assert exists(client, keeper), "a layer another image uses must stay"
+    finally:
+        for tag in (keeper, f"{LAYERS}:{run}-0"):
+            try:
+                client.images.remove(tag)
+            except docker.errors.ImageNotFound:
+                pass
+
+
+def test_clean_leaves_another_tag_of_a_cached_layer_alone(client):
+    """An honest `docker build -t app` that the cache answers with a kept layer gets that very image."""
+    token = secrets.token_hex(4)
+    run, alias = f"999999999-{token}", f"labkit-test-alias:{token}"
+    graded = build(client, [f"RUN echo own-{token} > /own"], labels={RUN_LABEL: run})
+    own_layer = client.images.get(graded).attrs["Parent"]
+    try:
+        remove_labelled(client, run)
+        client.api.tag(own_layer, alias)
+        remove_labelled(client, run)
+        assert client.images.get(own_layer).tags == [alias]
+    finally:
+        for tag in (alias, f"{LAYERS}:{run}-0"):
+            try:
+                client.images.remove(tag)
+            except docker.errors.ImageNotFound:
+                pass
