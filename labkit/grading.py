@@ -27,6 +27,8 @@ from labkit import i18n, progress
 # must not make it dial the bridge gateway instead of the ports published on loopback.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "localhost")
+# Inside a container (dev container, CI job) reach lab containers on the ports they publish, as on a host.
+os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"exercises": ROOT / "exercises", "solutions": ROOT / "solutions"}
