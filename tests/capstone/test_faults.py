@@ -123,7 +123,7 @@ def test_fuzzing_predict_and_tasks_from_openapi_finds_no_5xx(capstone, report):
     schemathesis = Path(sys.executable).with_name("schemathesis")
     result = subprocess.run(
         [str(schemathesis), "run", f"{capstone.base}/openapi.json", "--checks", "not_a_server_error",
-         "--phases", "examples,coverage", "--workers", "2", "--include-path-regex", "^/(predict|tasks)",
+         "--phases", "examples,coverage,fuzzing", "--workers", "2", "--include-path-regex", "^/(predict|tasks)",
          "--max-examples", "100" if FULL else "25", "--no-color"],
         capture_output=True, text=True, timeout=600)
     summary = [line for line in result.stdout.splitlines() if "generated" in line or "passed" in line]
