@@ -54,10 +54,11 @@ def grade(lab: str, submission: Path, out: Path, **env: str) -> tuple[dict, floa
 
 
 def left_in_docker(pid: int) -> list[str]:
-    """What a finished grading run (by its pytest pid) left in Docker."""
+    """What a finished grading run (by its pytest pid) left in Docker, besides the build layers every run
+    keeps on purpose as cache for the next submission (`labkit clean` removes them)."""
     things = find_owned(docker.from_env(), None)
     return [f"{kind} {getattr(o, 'name', '') or o.id}" for kind, objs in things.items() for o in objs
-            if run_of(o).startswith(f"{pid}-")]
+            if kind != "layers" and run_of(o).startswith(f"{pid}-")]
 
 
 def everything_failed(grades: dict) -> bool:
