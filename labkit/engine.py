@@ -63,6 +63,18 @@ def builder_env() -> dict[str, str]:
     return {key: os.environ.get(key, value) for key, value in CLASSIC_BUILDER_ENV.items()}
 
 
+def join_single_node_swarm() -> bool:
+    """Join a single-node swarm, advertised on loopback, when the engine is in none. True when this call
+    joined it (so the caller leaves it again); RuntimeError when `docker swarm init` fails."""
+    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}")
+    if state is None or state.returncode != 0 or state.stdout.strip() != "inactive":
+        return False
+    result = docker("swarm", "init", "--advertise-addr", "127.0.0.1", timeout=120)
+    if result is None or result.returncode != 0:
+        raise RuntimeError(f"docker swarm init failed: {result.stderr.strip() if result else 'no answer'}")
+    return True
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
     if command == "answers":

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from labkit.engine import join_single_node_swarm
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -82,9 +84,11 @@ def deploy(name: str, timeout: float = 240) -> int:
     """Join a single-node swarm if needed, deploy the stack and wait until every replica runs."""
     import time
 
-    if docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive":
-        print("[stack] docker swarm init --advertise-addr 127.0.0.1")
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    try:
+        if join_single_node_swarm():
+            print("[stack] joined a single-node swarm (docker swarm init --advertise-addr 127.0.0.1)")
+    except RuntimeError as error:
+        raise SystemExit(str(error)) from None
     print(f"[stack] docker stack deploy --resolve-image never -c - {name}")
     docker("stack", "deploy", "--resolve-image", "never", "-c", "-", name, stdin=stack_text())
     deadline = time.monotonic() + timeout

@@ -25,26 +25,21 @@ import threading
 import time
 from pathlib import Path
 
+from labkit.engine import docker, join_single_node_swarm
+
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "build" / "logs"
 LANES = [["test-unit", "grader-smoke"], ["test-graded", "test-stubs", "test-notebooks"]]
 STAGE_TIMEOUT = 45 * 60
 
 
-def docker(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
-
-
 def join_swarm() -> bool:
     """Join a single-node swarm if the engine is in none; True when this run joined it."""
-    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
-    if state != "inactive":
+    try:
+        return join_single_node_swarm()
+    except RuntimeError as error:
+        print(f"[suite] could not join a swarm: {error}", flush=True)
         return False
-    result = docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-    if result.returncode:
-        print(f"[suite] could not join a swarm: {result.stderr.strip()}", flush=True)
-        return False
-    return True
 
 
 class Lane(threading.Thread):
@@ -91,7 +86,7 @@ def main() -> int:
             lane.join()
     finally:
         if joined:
-            docker("swarm", "leave", "--force")
+            docker("swarm", "leave", "--force", timeout=120)
     print("\n[suite] time per stage (two lanes side by side):")
     for number, stages in enumerate(LANES, 1):
         for stage in stages:

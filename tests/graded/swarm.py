@@ -37,10 +37,6 @@ def docker(*args: str, env: dict | None = None, cwd: Path | None = None, check: 
     return result.stdout
 
 
-def swarm_state() -> str:
-    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
-
-
 def stack_env(home: Path, api_image: str, gateway_port: int) -> dict:
     """All a stack file's interpolation sees: the grader's two variables (and PATH, an empty HOME)."""
     return policy.minimal_env(home, API_IMAGE=api_image, GATEWAY_PORT=str(gateway_port))

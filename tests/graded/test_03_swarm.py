@@ -17,9 +17,10 @@ import pytest
 import yaml
 
 from labkit import policy
+from labkit.engine import join_single_node_swarm
 from labkit.resources import free_port
 from labkit.testing import Feedback, build_image, feedback, wait_until
-from .swarm import Load, Stack, docker, stack_env, swarm_state
+from .swarm import Load, Stack, docker, stack_env
 
 pytestmark = pytest.mark.lab("03-swarm")
 
@@ -37,9 +38,10 @@ STACK_NUMBERS = itertools.count(1)
 @pytest.fixture(scope="module")
 def swarm():
     """A swarm to deploy to: joined only if the engine is not in one, and left only if we joined."""
-    created = swarm_state() == "inactive"
-    if created:
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    try:
+        created = join_single_node_swarm()
+    except RuntimeError as error:
+        raise Feedback(f"expected a swarm to deploy to; {error}") from None
     yield
     if created:
         docker("swarm", "leave", "--force", check=False)
