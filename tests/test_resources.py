@@ -33,6 +33,15 @@ def exists(client, image_id: str) -> bool:
         return False
 
 
+def remove_tags(client, *tags: str) -> None:
+    """Remove what a test tagged, whatever the test got to."""
+    for tag in tags:
+        try:
+            client.images.remove(tag)
+        except docker.errors.ImageNotFound:
+            pass
+
+
 def test_clean_removes_a_finished_runs_own_layers_and_keeps_shared_ones(client, capsys):
     token = secrets.token_hex(4)
     run = f"999999999-{token}"  # no such process: a finished run
@@ -53,11 +62,7 @@ def test_clean_removes_a_finished_runs_own_layers_and_keeps_shared_ones(client, 
         assert not exists(client, own_layer)
         assert exists(client, keeper), "a layer another image uses must stay"
     finally:
-        for tag in (keeper, f"{LAYERS}:{run}-0"):
-            try:
-                client.images.remove(tag)
-            except docker.errors.ImageNotFound:
-                pass
+        remove_tags(client, keeper, f"{LAYERS}:{run}-0")
 
 
 def test_clean_leaves_another_tag_of_a_cached_layer_alone(client):
@@ -72,8 +77,4 @@ def test_clean_leaves_another_tag_of_a_cached_layer_alone(client):
         remove_labelled(client, run)
         assert client.images.get(own_layer).tags == [alias]
     finally:
-        for tag in (alias, f"{LAYERS}:{run}-0"):
-            try:
-                client.images.remove(tag)
-            except docker.errors.ImageNotFound:
-                pass
+        remove_tags(client, alias, f"{LAYERS}:{run}-0")
