@@ -29,7 +29,8 @@ from .flask_cases import BAD_INPUTS
 pytestmark = pytest.mark.lab("04-flask-serving")
 
 # The thresholds of the requirements (they appear in the requirement texts below).
-BYPASS_SECONDS = 0.5        # a down cache may cost at most this per request
+BYPASS_SECONDS = 0.5        # a down cache may cost at most this per request (the fastest of a state's requests)
+BYPASS_HARD_SECONDS = 2.0   # ... and no request this much: a hang or a timeout of seconds always exceeds it
 TTL_SECONDS = 2             # the CACHE_TTL a check configures (memcached counts whole seconds) ...
 TTL_EXPIRY_SECONDS = 6      # ... and the entry is gone (MISS again) within this
 START_SECONDS = 60          # a container answers GET /health within this (a loaded machine is slow)
@@ -451,7 +452,12 @@ def test_a_down_cache_is_bypassed_quickly(kind, image, network, name, run_id, st
 
     True for a correct submission, on memcached and on redis alike: with the cache server paused,
     then stopped, each request answers 200 with X-Cache: BYPASS and a prediction per row (the same
-    as before for the same rows) in less than BYPASS_SECONDS (short socket timeouts, no retries)."""
+    as before for the same rows) in less than BYPASS_SECONDS (short socket timeouts, no retries).
+
+    The time is the configuration's, not the machine's: of a state's four requests the fastest must
+    take < BYPASS_SECONDS and none BYPASS_HARD_SECONDS. A correct client (0.1 s timeouts) needs ~0.15 s,
+    but on a loaded 2-core machine (load average 15) one request in a few took 0.75 s; a missing or
+    multi-second timeout, or redis-py's default retries, make every request slow, the fastest too."""
     cache = start_cache(kind, network, f"{kind}-down", run_id, name(kind, "down"))
     try:
         # The cache by its address, not its name: a stopped container's name leaves Docker's DNS, and how
@@ -465,16 +471,21 @@ def test_a_down_cache_is_bypassed_quickly(kind, image, network, name, run_id, st
             first = expect(api, compact(rows), wanted, f"a request while {kind} is up")
         for state, act in (("hung (paused)", lambda c: c.pause()), ("gone (stopped)", lambda c: (c.unpause(), c.kill()))):
             act(cache.get_wrapped_container())
+            wanted = f"HTTP 200 with X-Cache: BYPASS and a prediction per row with {kind} {state}"
+            times = []
             for attempt, data in enumerate([rows, POOL.take(2), rows, POOL.take(1)]):
                 began = time.monotonic()
                 response = request("POST", api.url(path="/predict"), timeout=5, json={"data": data})
-                took = time.monotonic() - began
+                times.append(time.monotonic() - began)
                 got = result_of(response)
                 ok = (response.status_code == 200 and response.headers.get("X-Cache") == "BYPASS"
                       and isinstance(got, list) and len(got) == len(data) and (data is not rows or got == first))
-                assert ok and took < BYPASS_SECONDS, feedback(
-                    f"HTTP 200 with X-Cache: BYPASS and a prediction per row in < {BYPASS_SECONDS} s with {kind} {state} "
-                    f"(request {attempt + 1})", f"{answer(response)} after {took:.2f} s", container)
+                assert ok and times[-1] < BYPASS_HARD_SECONDS, feedback(
+                    f"{wanted}, each in < {BYPASS_HARD_SECONDS} s (request {attempt + 1})",
+                    f"{answer(response)} after {times[-1]:.2f} s", container)
+            assert min(times) < BYPASS_SECONDS, feedback(
+                f"{wanted} in < {BYPASS_SECONDS} s (the fastest of {len(times)}): short socket timeouts, no retries",
+                f"the fastest took {min(times):.2f} s (all: {', '.join(f'{t:.2f}' for t in times)})", container)
     finally:
         try:
             cache.get_wrapped_container().unpause()
