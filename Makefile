@@ -128,7 +128,7 @@ test-notebooks: setup venv-maintainer
 grader-smoke: setup
 	$(LABKIT) grader-check --smoke
 
-test: setup clean release-check ## everything: unit, graded (solutions 100 %, stubs 0), corpus smoke, notebooks: two lanes, times
+test: setup clean release-check ## everything: unit, graded (solutions 100 %, stubs 0), corpus smoke, notebooks: three lanes, times
 	@$(BIN)/python -m labkit.suite
 	@$(LABKIT) clean --check
 
