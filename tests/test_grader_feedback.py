@@ -53,6 +53,8 @@ def test_a_broken_submission_gets_short_feedback_within_60_seconds(case, tmp_pat
     outcome = json.loads((tmp_path / "grades.json").read_text())["tests"]
     assert [o["passed"] for o in outcome] == [False], result.stdout[-2000:]
     assert expected_words in outcome[0]["feedback"], outcome[0]["feedback"]
-    # 30 s: pytest start-up and the cached build on a loaded machine, after START_TIMEOUT (60 s) of waiting.
-    assert took < START_TIMEOUT + 30, f"feedback took {took:.0f}s"
+    # After START_TIMEOUT (60 s) of waiting: pytest's start-up and the cached build, which took more than
+    # 30 s on this 2-core machine under load (the Python 3.13 row of `make compat`). A grader that waits
+    # for its own timeouts instead (300 s) still fails this.
+    assert took < START_TIMEOUT + 60, f"feedback took {took:.0f}s"
     assert "Traceback" not in result.stdout and "Traceback" not in result.stderr, result.stdout[-3000:]
