@@ -1,0 +1,78 @@
+"""`labkit cluster`: engines in containers joined into one swarm, images on every node, nothing left after down."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from labkit.cluster import Cluster, down, existing_nodes
+from labkit.engine import docker
+
+pytestmark = pytest.mark.cluster
+
+PROBE_IMAGE = "debian:bookworm-slim"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-node cluster of its own (its own names and free ports), removed at the end."""
+    cluster = Cluster(nodes=2, prefix=f"labkit-cluster-test-{os.getpid()}", api_port=0, gateway_port=0, flower_port=0)
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        down(cluster.prefix)
+
+
+def host_cli(cluster: Cluster, *args: str) -> str:
+    """The host's docker CLI talking to the manager, the way `cluster up` tells a student to."""
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "DOCKER_HOST": cluster.docker_host()})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_up_joins_every_node_ready_with_one_manager(cluster):
+    rows = [line.split() for line in host_cli(cluster, "node", "ls", "--format",
+                                              "{{.Hostname}} {{.Status}} {{.ManagerStatus}}").splitlines()]
+    assert sorted(rows) == [[f"{cluster.prefix}-1", "Ready", "Leader"], [f"{cluster.prefix}-2", "Ready"]]
+
+
+def test_up_again_changes_nothing(cluster, capsys):
+    started = time.monotonic()
+    cluster.up()
+    assert time.monotonic() - started < 30
+    out = capsys.readouterr().out
+    assert f"{cluster.prefix}-1: running" in out and f"{cluster.prefix}-2: running" in out
+    assert "swarm init" not in out and "swarm join" not in out
+
+
+def test_replicas_of_a_loaded_image_spread_over_the_nodes(cluster):
+    cluster.load([PROBE_IMAGE])
+    assert all(not node.missing_images([PROBE_IMAGE]) for node in (cluster.manager, *cluster.workers()))
+    host_cli(cluster, "service", "create", "--detach", "--name", "probe", "--replicas", "2",
+             "--placement-pref", "spread=node.id", PROBE_IMAGE, "sleep", "600")
+    deadline, running = time.monotonic() + 60, []
+    while time.monotonic() < deadline:
+        running = host_cli(cluster, "service", "ps", "probe", "--filter", "desired-state=running",
+                           "--format", "{{.Node}} {{.CurrentState}}").split("\n")
+        running = sorted(line.split()[0] for line in running if " Running" in line)
+        if len(running) == 2:
+            break
+        time.sleep(0.5)
+    assert running == [f"{cluster.prefix}-1", f"{cluster.prefix}-2"]
+
+
+def test_down_leaves_no_container_volume_or_network():
+    cluster = Cluster(nodes=1, prefix=f"labkit-cluster-test-down-{os.getpid()}", api_port=0, gateway_port=0,
+                      flower_port=0)
+    try:
+        cluster.up()
+    finally:
+        down(cluster.prefix)
+    assert existing_nodes(cluster.prefix) == []
+    for listing in (("ps", "-a", "--format", "{{.Names}}"), ("volume", "ls", "--format", "{{.Name}}"),
+                    ("network", "ls", "--format", "{{.Name}}")):
+        assert cluster.prefix not in docker(*listing).stdout, f"`docker {' '.join(listing[:2])}` lists a leftover"
