@@ -27,7 +27,7 @@ endif
 
 .PHONY: help setup venv venv-notebooks venv-maintainer lock doctor images up down grade test test-unit test-graded test-stubs \
         test-notebooks grader-smoke notebooks notebooks-ru release release-check clean compat bench-sync bench-async grade-many chaos up-swarm down-swarm bench \
-        cluster-up cluster-down
+        cluster-up cluster-down up-cluster
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -91,6 +91,12 @@ down-swarm: ## remove the swarm stack (`docker swarm leave --force` leaves the s
 
 cluster-up: setup ## a 3-node swarm on this machine, engines in containers (NODES=3, SUITE=bookworm|trixie)
 	@$(LABKIT) cluster up --nodes $(or $(NODES),3) --suite $(or $(SUITE),bookworm)
+
+up-cluster: setup ## the service across the cluster: API and workers spread, state and one beat on the manager
+	@$(BIN)/python -m labkit.services
+	@$(BIN)/python -m labkit.stack build
+	@$(LABKIT) cluster up --nodes $(or $(NODES),3) --suite $(or $(SUITE),bookworm)
+	@$(LABKIT) cluster deploy
 
 cluster-down: venv ## remove the cluster's nodes, their volumes and its network
 	@$(LABKIT) cluster down

@@ -2,6 +2,7 @@
 
     labkit cluster up [--nodes 3] [--suite bookworm|trixie]   # 1 manager + N-1 workers, joined, all Ready
     labkit cluster load TAG ...                                # images into every node
+    labkit cluster deploy [iris]                               # the week's service across the nodes
     labkit cluster down                                        # no container, volume or network left
 
 The nodes are `labkit.node.Node`s (Debian's docker.io: bookworm's Engine 20.10 or trixie's Engine 26) on
@@ -43,6 +44,8 @@ API_PORT = int(os.environ.get("CLUSTER_API_PORT", "12375"))
 GATEWAY_PORT = int(os.environ.get("CLUSTER_GATEWAY_PORT", "18000"))
 FLOWER_PORT = int(os.environ.get("CLUSTER_FLOWER_PORT", "15555"))
 READY_TIMEOUT = 90
+DEPLOY_TIMEOUT = 480  # a dozen Python containers starting on the nodes of one (maybe busy) 2-core machine
+STACK = "iris"
 # The manager's engine also listens on its network address (published above); the rest as the image's CMD.
 MANAGER_DOCKERD = ["dockerd", "--host=unix:///var/run/docker.sock", "--host=tcp://0.0.0.0:2375", "--tls=false",
                    "--default-cgroupns-mode=private"]
@@ -245,6 +248,27 @@ Stop it with: make cluster-down""")
                 log(line)
         log(f"{len(tags)} image(s) on {self.nodes} node(s)", started)
 
+    # ---- the week's service -----------------------------------------------------------------------
+
+    def deploy(self, name: str = STACK) -> int:
+        """`make up-cluster`: the capstone as a stack placed for a cluster (`labkit.stack.on_cluster`), its
+        images on every node, then the lecture's two snippets through the gateway on the manager."""
+        import yaml
+
+        from labkit import demo, stack
+
+        services = yaml.safe_load(stack.stack_text(cluster=True))["services"]
+        self.load(sorted({service["image"] for service in services.values()}))
+        started = time.monotonic()
+        if stack.deploy(name, timeout=DEPLOY_TIMEOUT, host=self.docker_host()) != 0:
+            return 1
+        log(f"stack {name} converged", started)
+        print(self.manager.docker("stack", "ps", name, "--filter", "desired-state=running",
+                                  "--format", "{{.Name}}\t{{.Node}}").stdout.rstrip())
+        return demo.main(self.published(8000), self.published(5555),
+                         logs=f"DOCKER_HOST={self.docker_host()} docker service logs {name}_api",
+                         stop="make cluster-down")
+
 
 def down(prefix: str = PREFIX) -> None:
     """Every node container with its volume, then the network: nothing of the cluster is left."""
@@ -276,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the nodes' Debian: bookworm = Engine 20.10, trixie = Engine 26")
     load = sub.add_parser("load", help="copy images from this engine into every node")
     load.add_argument("tags", nargs="+")
+    deploy = sub.add_parser("deploy", help="deploy the week's service across the cluster, call it like the lecture")
+    deploy.add_argument("name", nargs="?", default=STACK)
     sub.add_parser("down", help="remove every node, its volume and the network")
     args = parser.parse_args(argv)
     try:
@@ -283,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             Cluster(args.nodes, args.suite).up()
         elif args.action == "load":
             current().load(args.tags)
+        elif args.action == "deploy":
+            return current().deploy(args.name)
         else:
             down()
     except (ClusterError, NodeError) as error:

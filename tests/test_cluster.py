@@ -76,3 +76,18 @@ def test_down_leaves_no_container_volume_or_network():
     for listing in (("ps", "-a", "--format", "{{.Names}}"), ("volume", "ls", "--format", "{{.Name}}"),
                     ("network", "ls", "--format", "{{.Name}}")):
         assert cluster.prefix not in docker(*listing).stdout, f"`docker {' '.join(listing[:2])}` lists a leftover"
+
+
+def test_the_capstone_on_a_cluster_spreads_the_stateless_and_pins_the_rest_to_the_manager():
+    from labkit.stack import ROOT, compose_model, on_cluster, to_stack
+
+    services = on_cluster(to_stack(compose_model(ROOT / "docker-compose.yaml")))["services"]
+    spread = {name for name, service in services.items()
+              if service["deploy"].get("placement", {}).get("preferences") == [{"spread": "node.id"}]}
+    pinned = {name for name, service in services.items()
+              if "node.role == manager" in service["deploy"].get("placement", {}).get("constraints", [])}
+    assert spread == {"api", "tasks-api", "worker"}
+    assert all(services[name]["deploy"]["replicas"] >= 2 for name in spread)
+    assert pinned == set(services) - spread  # the queue, both Redis servers, the beat, gateway and Flower
+    assert services["beat"]["deploy"]["replicas"] == 1
+    assert {port["published"] for port in services["gateway"]["ports"]} == {8000}
