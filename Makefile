@@ -27,7 +27,7 @@ endif
 
 .PHONY: help setup venv venv-notebooks venv-maintainer lock doctor images up down grade test test-unit test-graded test-stubs \
         test-notebooks grader-smoke notebooks notebooks-ru release release-check clean compat bench-sync bench-async grade-many chaos up-swarm down-swarm bench \
-        cluster-up cluster-down up-cluster
+        cluster-up cluster-down up-cluster chaos-cluster
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -97,6 +97,9 @@ up-cluster: setup ## the service across the cluster: API and workers spread, sta
 	@$(BIN)/python -m labkit.stack build
 	@$(LABKIT) cluster up --nodes $(or $(NODES),3) --suite $(or $(SUITE),bookworm)
 	@$(LABKIT) cluster deploy
+
+chaos-cluster: venv ## on the cluster of up-cluster: drain, then kill a worker node under load; sent, failed, lost
+	@$(BIN)/python -m labkit.cluster_chaos
 
 cluster-down: venv ## remove the cluster's nodes, their volumes and its network
 	@$(LABKIT) cluster down
