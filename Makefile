@@ -90,12 +90,12 @@ down-swarm: ## remove the swarm stack (`docker swarm leave --force` leaves the s
 	docker stack rm iris
 
 cluster-up: setup ## a 3-node swarm on this machine, engines in containers (NODES=3, SUITE=bookworm|trixie)
-	@$(LABKIT) cluster up --nodes $(or $(NODES),3) --suite $(or $(SUITE),bookworm)
+	@$(LABKIT) cluster up $(if $(NODES),--nodes $(NODES)) $(if $(SUITE),--suite $(SUITE))
 
 up-cluster: setup ## the service across the cluster: API and workers spread, state and one beat on the manager
 	@$(BIN)/python -m labkit.services
 	@$(BIN)/python -m labkit.stack build
-	@$(LABKIT) cluster up --nodes $(or $(NODES),3) --suite $(or $(SUITE),bookworm)
+	@$(LABKIT) cluster up $(if $(NODES),--nodes $(NODES)) $(if $(SUITE),--suite $(SUITE))
 	@$(LABKIT) cluster deploy
 
 chaos-cluster: venv ## on the cluster of up-cluster: drain, then kill a worker node under load; sent, failed, lost

@@ -295,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True)
     up = sub.add_parser("up", help="start N engine nodes and join them into one swarm (idempotent)")
-    up.add_argument("--nodes", type=int, default=3)
-    up.add_argument("--suite", choices=("bookworm", "trixie"), default="bookworm",
-                    help="the nodes' Debian: bookworm = Engine 20.10, trixie = Engine 26")
+    up.add_argument("--nodes", type=int, help="default: as many as run now, or 3")
+    up.add_argument("--suite", choices=("bookworm", "trixie"),
+                    help="the nodes' Debian: bookworm = Engine 20.10 (default), trixie = Engine 26")
     load = sub.add_parser("load", help="copy images from this engine into every node")
     load.add_argument("tags", nargs="+")
     deploy = sub.add_parser("deploy", help="deploy the week's service across the cluster, call it like the lecture")
@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.action == "up":
-            Cluster(args.nodes, args.suite).up()
+            running = current() if existing_nodes() else Cluster()
+            Cluster(args.nodes or running.nodes, args.suite or running.suite).up()
         elif args.action == "load":
             current().load(args.tags)
         elif args.action == "deploy":
