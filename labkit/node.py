@@ -158,7 +158,7 @@ class Node:
     def missing_images(self, tags: list[str]) -> list[str]:
         """The tags whose image the node lacks or holds in another version than the host's engine."""
         def image_id(run, tag: str) -> str:
-            result = run("image", "inspect", "--format", "{{.Id}}", tag)
+            result = run("image", "inspect", "--format", "{{.Id}}", tag, timeout=60)
             return result.stdout.strip() if result is not None and result.returncode == 0 else ""
 
         return [tag for tag in tags if image_id(self.docker, tag) != image_id(docker, tag)]
