@@ -32,7 +32,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from labkit.engine import docker
 from labkit.node import Node, NodeError, node_image
@@ -94,6 +94,7 @@ class Cluster:
     api_port: int = API_PORT
     gateway_port: int = GATEWAY_PORT
     flower_port: int = FLOWER_PORT
+    labels: dict[str, str] = field(default_factory=dict)  # on every node, volume and the network (a test run's)
 
     @property
     def network(self) -> str:
@@ -113,7 +114,7 @@ class Cluster:
             for port, target in ((self.api_port, 2375), (self.gateway_port, 8000), (self.flower_port, 5555)):
                 run_args += ["-p", f"127.0.0.1:{port or ''}:{target}"]
         return Node(self.node_name(index), self.suite, network=self.network, run_args=run_args,
-                    command=MANAGER_DOCKERD if index == 1 else [])
+                    command=MANAGER_DOCKERD if index == 1 else [], labels=self.labels)
 
     @property
     def manager(self) -> Node:
@@ -127,7 +128,8 @@ class Cluster:
         subnet_of = ["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", self.network]
         if not network_exists(self.network):
             # Fixed addresses need a subnet given by the user: the one the engine picks, given back to it.
-            create = ["network", "create", "--label", f"{CLUSTER_LABEL}={self.prefix}"]
+            create = ["network", "create", "--label", f"{CLUSTER_LABEL}={self.prefix}",
+                      *[arg for key, value in self.labels.items() for arg in ("--label", f"{key}={value}")]]
             ok(docker(*create, self.network), "docker network create")
             picked = ok(docker(*subnet_of), "docker network inspect")
             ok(docker("network", "rm", self.network), "docker network rm")

@@ -55,6 +55,7 @@ class Node:
     run_args: list[str] = field(default_factory=list)  # more `docker run` options, e.g. -p
     privileged: bool | None = None  # None: try --privileged, fall back to the recipe above
     command: list[str] = field(default_factory=list)  # replaces the image's dockerd command line when given
+    labels: dict[str, str] = field(default_factory=dict)  # on the container and its volume (e.g. a test run's)
 
     @property
     def volume(self) -> str:
@@ -88,8 +89,10 @@ class Node:
     def _run(self, image: str, privileged: bool) -> str:
         """Start the container; the error, or "" when it started."""
         docker("rm", "-f", self.name)
+        labels = [arg for key, value in self.labels.items() for arg in ("--label", f"{key}={value}")]
+        docker("volume", "create", *labels, self.volume)  # made here, not by `run -v`: so that it has the labels
         args = ["run", "-d", "--name", self.name, "--hostname", self.name, "--label", f"{NODE_LABEL}={self.name}",
-                "-v", f"{self.volume}:/var/lib/docker", *self.run_args]
+                *labels, "-v", f"{self.volume}:/var/lib/docker", *self.run_args]
         args += ["--privileged"] if privileged else WITHOUT_PRIVILEGED
         if self.network:
             args += ["--network", self.network]

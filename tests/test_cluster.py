@@ -9,16 +9,23 @@ import pytest
 
 from labkit.cluster import Cluster, down, existing_nodes
 from labkit.engine import docker
+from labkit.resources import RUN_LABEL
 
 pytestmark = pytest.mark.cluster
 
 PROBE_IMAGE = "debian:bookworm-slim"
 
 
+def own_cluster(run_id: str, name: str, nodes: int) -> Cluster:
+    """A cluster of its own: its own names, free ports, and the run's label (`make clean` finds leftovers)."""
+    return Cluster(nodes=nodes, prefix=f"labkit-cluster-{name}-{run_id}", api_port=0, gateway_port=0, flower_port=0,
+                   labels={RUN_LABEL: run_id})
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    """A 2-node cluster of its own (its own names and free ports), removed at the end."""
-    cluster = Cluster(nodes=2, prefix=f"labkit-cluster-test-{os.getpid()}", api_port=0, gateway_port=0, flower_port=0)
+def cluster(run_id):
+    """A 2-node cluster, removed at the end."""
+    cluster = own_cluster(run_id, "test", 2)
     try:
         cluster.up()
         yield cluster
@@ -65,9 +72,8 @@ def test_replicas_of_a_loaded_image_spread_over_the_nodes(cluster):
     assert running == [f"{cluster.prefix}-1", f"{cluster.prefix}-2"]
 
 
-def test_down_leaves_no_container_volume_or_network():
-    cluster = Cluster(nodes=1, prefix=f"labkit-cluster-test-down-{os.getpid()}", api_port=0, gateway_port=0,
-                      flower_port=0)
+def test_down_leaves_no_container_volume_or_network(run_id):
+    cluster = own_cluster(run_id, "down", 1)
     try:
         cluster.up()
     finally:
