@@ -26,7 +26,8 @@ export COMPOSE_DOCKER_CLI_BUILD ?= 0
 endif
 
 .PHONY: help setup venv venv-notebooks venv-maintainer lock doctor images up down grade test test-unit test-graded test-stubs \
-        test-notebooks grader-smoke notebooks notebooks-ru release release-check clean compat bench-sync bench-async grade-many chaos up-swarm down-swarm bench
+        test-notebooks grader-smoke notebooks notebooks-ru release release-check clean compat bench-sync bench-async grade-many chaos up-swarm down-swarm bench \
+        cluster-up cluster-down up-cluster chaos-cluster
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -87,6 +88,21 @@ up-swarm: setup ## the same service as a swarm stack `iris` (builds, joins a sin
 
 down-swarm: ## remove the swarm stack (`docker swarm leave --force` leaves the swarm)
 	docker stack rm iris
+
+cluster-up: setup ## a 3-node swarm on this machine, engines in containers (NODES=3, SUITE=bookworm|trixie)
+	@$(LABKIT) cluster up $(if $(NODES),--nodes $(NODES)) $(if $(SUITE),--suite $(SUITE))
+
+up-cluster: setup ## the service across the cluster: API and workers spread, state and one beat on the manager
+	@$(BIN)/python -m labkit.services
+	@$(BIN)/python -m labkit.stack build
+	@$(LABKIT) cluster up $(if $(NODES),--nodes $(NODES)) $(if $(SUITE),--suite $(SUITE))
+	@$(LABKIT) cluster deploy
+
+chaos-cluster: venv ## on the cluster of up-cluster: drain, then kill a worker node under load; sent, failed, lost
+	@$(BIN)/python -m labkit.cluster_chaos
+
+cluster-down: venv ## remove the cluster's nodes, their volumes and its network
+	@$(LABKIT) cluster down
 
 grade: setup ## grade your labs: LAB=01 or LAB=01,04 (default: the labs you started); TARGET=solutions|PATH
 	@$(PYTEST) tests/graded --target $(TARGET) --lab "$(or $(LAB),started)" -q -rN --no-header -p no:warnings || true

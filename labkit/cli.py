@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     compat = sub.add_parser("compat", help="the compatibility matrix: non-root user, no GNU tools, Python 3.13, "
                             "a current engine (slow: 15-35 minutes)")
     compat.add_argument("rows", nargs="*", help="only these rows (default: all)")
+    cluster = sub.add_parser("cluster", add_help=False, help="a multi-node swarm of engines in containers: "
+                             "up [--nodes 3] [--suite bookworm|trixie], load TAG..., down")
+    cluster.add_argument("args", nargs=argparse.REMAINDER)
     clean = sub.add_parser("clean", help="remove every container, network, volume and image the grader left")
     clean.add_argument("--check", action="store_true", help="only fail when something was left")
 
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.compat import main as compat
 
         return compat(args.rows)
+    if args.command == "cluster":
+        from labkit.cluster import main as cluster
+
+        return cluster(args.args)
     if args.command == "clean":
         from labkit.resources import clean_all, leftovers
 

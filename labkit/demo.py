@@ -11,9 +11,10 @@ LECTURE_REQUEST = {"data": [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]}
 POLL_SECONDS = 60
 
 
-def main() -> int:
-    base = f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8000')}"
-    flower = f"http://127.0.0.1:{os.environ.get('FLOWER_PORT', '5555')}"
+def main(gateway_port: int | None = None, flower_port: int | None = None, logs: str = "docker compose logs",
+         stop: str = "make down") -> int:
+    base = f"http://127.0.0.1:{gateway_port or os.environ.get('GATEWAY_PORT', '8000')}"
+    flower = f"http://127.0.0.1:{flower_port or os.environ.get('FLOWER_PORT', '5555')}"
 
     print(f"sync:  requests.post('{base}/predict', json={LECTURE_REQUEST})")
     sync = requests.post(f"{base}/predict", json=LECTURE_REQUEST, timeout=10)
@@ -34,7 +35,7 @@ def main() -> int:
 
     ok = sync.json().get("result") == [0, 2] and task.get("status") == "SUCCESS" and task.get("result") == [0, 2]
     if not ok:
-        print("expected [0, 2] from both paths; see `docker compose logs`", file=sys.stderr)
+        print(f"expected [0, 2] from both paths; see `{logs}`", file=sys.stderr)
         return 1
     print(f"""
 The week's ML service is up:
@@ -43,7 +44,7 @@ The week's ML service is up:
   GET  {base}/openapi.json   the API description
   GET  {base}/health         health
   {flower}                  Flower: the Celery workers and tasks
-Stop it with: make down""")
+Stop it with: {stop}""")
     return 0
 
 

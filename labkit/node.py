@@ -54,6 +54,8 @@ class Node:
     network: str | None = None  # a Docker network to join (swarm nodes reach each other on it)
     run_args: list[str] = field(default_factory=list)  # more `docker run` options, e.g. -p
     privileged: bool | None = None  # None: try --privileged, fall back to the recipe above
+    command: list[str] = field(default_factory=list)  # replaces the image's dockerd command line when given
+    labels: dict[str, str] = field(default_factory=dict)  # on the container and its volume (e.g. a test run's)
 
     @property
     def volume(self) -> str:
@@ -73,35 +75,41 @@ class Node:
     def start(self, timeout: float = START_TIMEOUT) -> None:
         image = node_image(self.suite)
         modes = [self.privileged] if self.privileged is not None else [True, False]
+        errors = []
         for privileged in modes:
-            if self._run(image, privileged):
+            error = self._run(image, privileged)
+            if not error:
                 self.privileged = privileged
                 break
+            errors.append(f"{'with' if privileged else 'without'} --privileged: {error}")
         else:
-            raise NodeError(f"node {self.name}: docker run failed with and without --privileged")
+            raise NodeError(f"node {self.name}: docker run failed " + "; ".join(errors))
         self.wait(timeout)
 
-    def _run(self, image: str, privileged: bool) -> bool:
+    def _run(self, image: str, privileged: bool) -> str:
+        """Start the container; the error, or "" when it started."""
         docker("rm", "-f", self.name)
+        labels = [arg for key, value in self.labels.items() for arg in ("--label", f"{key}={value}")]
+        docker("volume", "create", *labels, self.volume)  # made here, not by `run -v`: so that it has the labels
         args = ["run", "-d", "--name", self.name, "--hostname", self.name, "--label", f"{NODE_LABEL}={self.name}",
-                "-v", f"{self.volume}:/var/lib/docker", *self.run_args]
+                *labels, "-v", f"{self.volume}:/var/lib/docker", *self.run_args]
         args += ["--privileged"] if privileged else WITHOUT_PRIVILEGED
         if self.network:
             args += ["--network", self.network]
         if self.daemon_json is not None:
             args += ["-e", f"LABKIT_DAEMON_JSON={json.dumps(self.daemon_json)}"]
-        result = docker(*args, image, timeout=60)
-        return result is not None and result.returncode == 0
+        result = docker(*args, image, *self.command, timeout=60)
+        if result is None:
+            return "no answer within 60s"
+        return result.stderr.strip()[-300:] if result.returncode != 0 else ""
 
     def wait(self, timeout: float) -> None:
         """Poll until the node's engine answers; fail early, with its log, when the node exited."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            answer = self.docker("version", "--format", "{{.Server.Version}}", timeout=10)
-            if answer is not None and answer.returncode == 0:
+            if self.answers():
                 return
-            state = docker("inspect", "-f", "{{.State.Running}}", self.name)
-            if state is None or state.stdout.strip() != "true":
+            if not self.running():
                 break
             time.sleep(1)
         raise NodeError(f"node {self.name}: the engine did not answer within {timeout:.0f}s; its log:\n"
@@ -136,6 +144,27 @@ class Node:
                 save.wait()
         if load.returncode != 0 or save.returncode != 0:
             raise NodeError(f"node {self.name}: loading {', '.join(tags)} failed: {load.stderr.strip()[-500:]}")
+
+    def running(self) -> bool:
+        state = docker("inspect", "-f", "{{.State.Running}}", self.name)
+        return state is not None and state.stdout.strip() == "true"
+
+    def answers(self) -> bool:
+        answer = self.docker("version", "--format", "{{.Server.Version}}", timeout=10)
+        return answer is not None and answer.returncode == 0
+
+    def kill(self) -> None:
+        """The machine's power cord pulled: the node's processes die at once, its volume (its disk) stays.
+        `start()` boots it again from that disk (a new container, the same /var/lib/docker)."""
+        docker("kill", self.name, timeout=60)
+
+    def missing_images(self, tags: list[str]) -> list[str]:
+        """The tags whose image the node lacks or holds in another version than the host's engine."""
+        def image_id(run, tag: str) -> str:
+            result = run("image", "inspect", "--format", "{{.Id}}", tag, timeout=60)
+            return result.stdout.strip() if result is not None and result.returncode == 0 else ""
+
+        return [tag for tag in tags if image_id(self.docker, tag) != image_id(docker, tag)]
 
     def remove(self) -> None:
         """The node's container and its engine's volume (images, containers, build cache) go."""
