@@ -9,7 +9,7 @@
         ...                                                      # kill a container meanwhile
     load.sent, load.failed, load.statuses, load.result
 
-What a run does: `users` locust FastHttpUsers (gevent, keep-alive connections, no wait between requests)
+What a run does: `users` locust FastHttpUsers (gevent, keep-alive connections, `pause` seconds between requests)
 send `method url` until `seconds` pass, `max_requests` are sent, or stop() is called. A request counts
 as ok when its status is in `ok` (and its JSON body equals `expect`, when given); every answer's status
 (or the exception's name when none came) is counted in `statuses`. `unique=True` varies the first
@@ -31,6 +31,7 @@ round to whole milliseconds below 100 ms, too coarse for a /health at 0.5 ms); t
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import signal
@@ -54,6 +55,7 @@ class Result:
     seconds: float
     p50_ms: float
     p99_ms: float
+    p95_ms: float = float("nan")
     statuses: Counter = field(default_factory=Counter)
     collected: list = field(default_factory=list)  # [(value of the `collect` field, send time)]
 
@@ -82,17 +84,18 @@ class Load:
     def __init__(self, url: str, users: int = 4, seconds: float = 60, max_requests: int | None = None,
                  method: str = "POST", payload=None, body: bytes | None = None, unique: bool = False,
                  ok=(200,), expect=None, collect: str | None = None, csv: str | None = None,
-                 processes: int = 1, timeout: float = 10.0):
+                 processes: int = 1, timeout: float = 10.0, pause: float = 0.0):
         self.url, self.seconds = url, seconds
         processes = max(1, min(processes, users))
         shares = split(users, processes)
         budget = split(max_requests, processes) if max_requests is not None else [None] * processes
         parts = urlsplit(url)
+        salt = time.time_ns() % 1_000_000_000  # "unique" rows differ from the last run's too (a shared cache)
         self.plans = [{
             "host": f"{parts.scheme}://{parts.netloc}", "path": parts.path or "/", "method": method,
             "payload": payload, "body": body.decode() if body is not None else None, "unique": unique,
             "ok": list(ok), "expect": expect, "collect": collect, "users": share, "seconds": seconds,
-            "max_requests": budget[n], "process": n, "timeout": timeout,
+            "max_requests": budget[n], "process": n, "timeout": timeout, "pause": pause, "salt": salt,
             "csv": (csv if processes == 1 else f"{csv}-{n}") if csv else None,
         } for n, share in enumerate(shares)]
         self._children: list[subprocess.Popen] = []
@@ -120,7 +123,10 @@ class Load:
         return sum(n for status, n in self.statuses.items() if status not in ok)
 
     def start(self) -> "Load":
-        start_at = time.time() + 1.5  # after every child has imported locust, so they begin together
+        if importlib.util.find_spec("locust") is None:  # finds it without importing it (and its patching)
+            raise RuntimeError("locust is not installed here: `make venv-maintainer` (or venv-notebooks) adds it")
+        # Several children begin together, after each has imported locust; one begins when it is ready.
+        start_at = time.time() + 1.5 if len(self.plans) > 1 else 0.0
         for n, plan in enumerate(self.plans):
             child = subprocess.Popen([sys.executable, "-m", "labkit.load"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1)
@@ -177,7 +183,8 @@ class Load:
         self.result = Result(
             requests=len(latencies), errors=sum(final["errors"] for final in self._finals),
             seconds=max(final["seconds"] for final in self._finals),
-            p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99), statuses=self.statuses,
+            p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99), p95_ms=percentile(latencies, 95),
+            statuses=self.statuses,
             collected=[tuple(item) for final in self._finals for item in final["collected"]])
         return self.result
 
@@ -199,7 +206,7 @@ def _child() -> None:
     plan = json.loads(sys.stdin.read())
     # Imported here, in the child only: locust's import patches this process for gevent.
     import gevent
-    from locust import FastHttpUser, task
+    from locust import FastHttpUser, constant, task
     from locust.env import Environment
     from locust.exception import StopUser
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
@@ -214,8 +221,8 @@ def _child() -> None:
         """The next request's body: the fixed one, or the payload with its first number made unique."""
         if plan["unique"]:
             payload = json.loads(json.dumps(plan["payload"]))
-            number = plan["process"] * 1_000_000 + state["issued"]
-            payload["data"][0][0] = round(4.0 + (number % 2_000_000) * 1e-6, 6)
+            number = plan["salt"] + plan["process"] * 10_000_000 + state["issued"]
+            payload["data"][0][0] = round(4.0 + (number % 2_000_000_000) * 1e-9, 9)
             return json.dumps(payload), {"Content-Type": "application/json"}
         if plan["body"] is not None:
             return plan["body"], {"Content-Type": "application/json"} if plan["body"] else {}
@@ -231,6 +238,7 @@ def _child() -> None:
 
     class Client(FastHttpUser):
         host = plan["host"]
+        wait_time = constant(plan["pause"])
         network_timeout = connection_timeout = plan["timeout"]
 
         @task
