@@ -140,6 +140,9 @@ class Load:
 
     def _read(self, n: int, child: subprocess.Popen) -> None:
         for line in child.stdout:
+            if not line.startswith("{"):  # not one of ours (a library printing): show it, as it was meant
+                print(line, end="", file=sys.stderr)
+                continue
             message = json.loads(line)
             counts = Counter({int(k) if k.isdigit() else k: v for k, v in message["statuses"].items()})
             with self._lock:
