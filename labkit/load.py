@@ -1,4 +1,4 @@
-"""HTTP load with locust, headless: the one load generator of the benches, the fault tests and notebook 06.
+"""HTTP load with locust, headless: the one load generator of the benches, the fault tests and notebooks 03, 06.
 
     from labkit.load import Load, run
     result = run("http://127.0.0.1:8000/predict", users=8, seconds=5, payload={"data": [[5.1, 3.5, 1.4, 0.2]]})
@@ -19,8 +19,9 @@ locust's own `x_stats.csv` and `x_failures.csv` (percentiles per endpoint).
 
 Why a child process: importing locust monkey-patches the whole interpreter for gevent (sockets,
 threads, subprocess, ssl; `locust/__init__.py` calls `monkey.patch_all()`). Patched late, inside
-pytest or a benchmark that already uses threads, docker-py and requests, that breaks them in ways that
-show up far from the cause (gevent warns that ssl was imported first). So the caller's process never
+pytest or a benchmark that already uses threads, docker-py and requests, it breaks them: with locust
+2.47 here, `import requests, docker` then `import locust` warns "Monkey-patching ssl after ssl has
+already been imported" and the import itself dies in a RecursionError. So the caller's process never
 imports locust: `Load` starts `python -m labkit.load` (this module), hands it the plan as JSON on
 stdin, reads its counts as JSON lines from stdout (live, for wait_for) and stops it with SIGTERM.
 `processes > 1` splits the users over several children (one gevent loop uses one core) and merges.

@@ -56,7 +56,8 @@ numbers = st.one_of(st.floats(), st.integers(min_value=-10**400, max_value=10**4
                     st.text(max_size=3), st.none())
 rows = st.one_of(st.lists(numbers, min_size=3, max_size=5), numbers)
 payloads = st.one_of(st.fixed_dictionaries({"data": st.lists(rows, max_size=4)}),
-                     st.fixed_dictionaries({"data": st.lists(st.lists(st.floats(), min_size=4, max_size=4), max_size=3)}),
+                     st.fixed_dictionaries({"data": st.lists(st.lists(st.floats(), min_size=4, max_size=4),
+                                                             max_size=3)}),
                      st.dictionaries(st.text(max_size=5), numbers, max_size=2), numbers)
 
 
