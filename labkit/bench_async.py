@@ -1,8 +1,8 @@
 """Sync vs async serving, measured: `python -m labkit.bench_async` (make bench-async).
 
 Builds labs/05-celery, starts Redis and the API (gunicorn, 2 processes) on a labelled network, then
-  - sync:  N x POST /predict to the API, from CLIENTS client threads: req/s and p50/p99 latency;
-  - async: N x POST /tasks (submitted at once from CLIENTS threads), with a Celery worker of 1 and then
+  - sync:  N x POST /predict to the API, from CLIENTS locust users: req/s and p50/p99 latency;
+  - async: N x POST /tasks (submitted at once by CLIENTS locust users), with a Celery worker of 1 and then
            2 pool processes: tasks/s from the first submit to the last SUCCESS, and p50/p99 completion
            latency (submit -> the worker's date_done, read from the Redis result backend).
 Prints one table. Bounded (every wait has a deadline) and removes everything it started, also on failure.
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +21,8 @@ import docker
 import redis
 import requests
 
+from labkit import load
+from labkit.load import percentile
 from labkit.resources import RUN_LABEL, new_run_id, remove_labelled, unique_name
 
 LAB = Path(__file__).resolve().parent.parent / "labs" / "05-celery"
@@ -38,11 +38,6 @@ class Row:
     per_second: float
     p50_ms: float
     p99_ms: float
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):
@@ -104,36 +99,21 @@ class Bench:
 
 
 def measure_sync(base: str, n: int, clients: int) -> Row:
-    session = requests.Session()
-
-    def one(_):
-        started = time.perf_counter()
-        response = session.post(f"{base}/predict", json={"data": ROWS}, timeout=30)
-        assert response.status_code == 200 and response.json()["result"] == [0, 2], response.text
-        return time.perf_counter() - started
-
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one, range(min(20, n))))  # warm-up: connections, first requests
-        started = time.perf_counter()
-        latencies = list(pool.map(one, range(n)))
-        took = time.perf_counter() - started
-    return Row("sync  POST /predict", 2, n, n / took, 1000 * percentile(latencies, 50), 1000 * percentile(latencies, 99))
+    """`n` x POST /predict from `clients` locust users; each answer must be 200 {"result": [0, 2]}."""
+    result = load.run(f"{base}/predict", users=clients, max_requests=n, seconds=DEADLINE,
+                      payload={"data": ROWS}, expect={"result": [0, 2]})
+    assert result.requests == n, f"{n - result.requests} of {n} predictions failed: {dict(result.statuses)}"
+    return Row("sync  POST /predict", 2, n, result.rps, result.p50_ms, result.p99_ms)
 
 
 def measure_async(bench: Bench, processes: int, n: int, clients: int, expected=None) -> Row:
     """`bench` needs `.base` (the API's URL) and `.store` (a client of the result backend, db 1);
     `expected`: the task's stored result (default: this lab's {"result": [0, 2]})."""
     expected = {"result": [0, 2]} if expected is None else expected
-    session = requests.Session()
-
-    def submit(_):
-        sent = time.time()
-        response = session.post(f"{bench.base}/tasks", json={"data": ROWS}, timeout=30)
-        assert response.status_code == 202, response.text
-        return response.json()["task_id"], sent
-
-    with ThreadPoolExecutor(clients) as pool:
-        submitted = list(pool.map(submit, range(n)))
+    sent = load.run(f"{bench.base}/tasks", users=clients, max_requests=n, seconds=DEADLINE,
+                    payload={"data": ROWS}, ok=(202,), collect="task_id")
+    assert sent.requests == n, f"{n - sent.requests} of {n} submissions failed: {dict(sent.statuses)}"
+    submitted = sent.collected  # [(task id, the time its POST was sent)]
     done: dict[str, float] = {}
 
     def all_done() -> bool:
@@ -164,7 +144,7 @@ def run(n: int = 1000, clients: int = 8, processes: tuple[int, ...] = (1, 2), lo
     try:
         log("building labs/05-celery and starting Redis + the API ...")
         bench.start(env)
-        log(f"sync: {n} x POST /predict from {clients} client threads ...")
+        log(f"sync: {n} x POST /predict from {clients} locust users ...")
         rows.append(measure_sync(bench.base, n, clients))
         for count in processes:
             log(f"async: {n} tasks, a worker with {count} process(es) ...")
@@ -191,7 +171,7 @@ def table(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000, help="requests / tasks per measurement (default 1000)")
-    parser.add_argument("--clients", type=int, default=8, help="client threads sending them (default 8)")
+    parser.add_argument("--clients", type=int, default=8, help="locust users sending them (default 8)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     rows = run(args.tasks, args.clients)

@@ -4,8 +4,9 @@ It builds and starts, on 127.0.0.1 ports:
   - the lab's service (solutions/04-flask-serving, exercises/ in a student release: gunicorn, 2 sync workers), fast model, no cache;
   - the same image with the slow model (MODEL_DELAY_MS) behind memcached:1.6, for cache hit vs miss;
   - the lecture's Flask development server (labs/01-docker/lecture-server), a baseline;
-and drives them with a load client in separate processes (raw sockets, one TCP connection per
-request, as `requests.post` without a session does). In the same run it measures the ceilings:
+and drives them with locust in separate client processes (labkit.load; gunicorn's sync workers and
+the dev server close the connection after each answer, so every request opens its own connection,
+as `requests.post` without a session does). In the same run it measures the ceilings:
 the same server's GET /health (the HTTP stack alone) and an in-process model.predict loop (the
 model alone). One table, ratios against the baselines, then every container is removed.
 """
@@ -13,21 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import socket
-import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 
+from labkit import load
 from labkit.engine import builder_env
+from labkit.load import Result
 from labkit.resources import RUN_LABEL, new_run_id, remove_labelled, unique_name
 from labkit.services import service_tree
 
@@ -37,10 +36,9 @@ LECTURE_CONTEXT = ROOT / "labs" / "01-docker" / "lecture-server"
 SERVICE_TAG, LECTURE_TAG = "labkit-bench/sync-service:latest", "labkit-bench/lecture-server:latest"
 ROW = [5.1, 3.5, 1.4, 0.2]
 SLOW_MS = 20
-MAX_REQUESTS_PER_THREAD = 200_000  # a bound on every load loop, besides its duration
 
 
-# ---------------------------------------------------------------- the load client (runs in child processes)
+# ---------------------------------------------------------------- the load client
 
 def http_request(method: str, path: str, body: bytes = b"") -> bytes:
     head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
@@ -64,89 +62,13 @@ def one_request(port: int, payload: bytes, timeout: float = 10.0) -> tuple[int, 
     return status, data.split(b"\r\n\r\n", 1)[0]
 
 
-def unique_payload(path: str, counter: int, salt: int) -> bytes:
-    """A single-row request nobody sent before (a guaranteed cache miss)."""
-    value = 4.0 + ((salt * 7_919_999 + counter) % 3_000_000) * 1e-6
-    return http_request("POST", path, json.dumps({"data": [[round(value, 6), 3.5, 1.4, 0.2]]}).encode())
-
-
-def load_worker(port: int, method: str, path: str, body: bytes, unique: bool, threads: int,
-                start_at: float, duration: float, salt: int, queue) -> None:
-    """One client process: `threads` connections in a closed loop for `duration` seconds."""
-    payload = http_request(method, path, body)
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-
-    def loop(thread_number: int) -> None:
-        mine, bad = [], 0
-        while time.time() < start_at:
-            time.sleep(0.001)
-        deadline = start_at + duration
-        for counter in range(MAX_REQUESTS_PER_THREAD):
-            if time.time() >= deadline:
-                break
-            started = time.perf_counter()
-            data = unique_payload(path, counter, salt * 1000 + thread_number) if unique else payload
-            try:
-                status, _ = one_request(port, data)
-            except OSError:
-                status = 0
-            if status == 200:
-                mine.append(time.perf_counter() - started)
-            else:
-                bad += 1
-        with lock:
-            latencies.extend(mine)
-            errors[0] += bad
-
-    workers = [threading.Thread(target=loop, args=(n,), daemon=True) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(duration + 30)
-    queue.put((latencies, errors[0]))
-
-
-@dataclass
-class Result:
-    requests: int
-    errors: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds
-
-
 def run_load(port: int, concurrency: int, duration: float, method: str = "POST", path: str = "/predict",
              body: bytes = b"", unique: bool = False, processes: int = 2) -> Result:
-    """`concurrency` closed-loop connections spread over client processes, for `duration` seconds."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    processes = max(1, min(processes, concurrency))
-    shares = [concurrency // processes + (1 if n < concurrency % processes else 0) for n in range(processes)]
-    start_at = time.time() + 1.5  # after the children have started
-    children = [context.Process(target=load_worker, args=(port, method, path, body, unique, share,
-                                                          start_at, duration, n, queue), daemon=True)
-                for n, share in enumerate(shares)]
-    for child in children:
-        child.start()
-    latencies: list[float] = []
-    errors = 0
-    for _ in children:
-        part, bad = queue.get(timeout=duration + 60)
-        latencies.extend(part)
-        errors += bad
-    for child in children:
-        child.join(10)
-    latencies.sort()
-    if not latencies:
-        return Result(0, errors, duration, float("nan"), float("nan"))
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Result(len(latencies), errors, duration, statistics.median(latencies) * 1000, p99 * 1000)
+    """`concurrency` closed-loop locust users spread over client processes, for `duration` seconds;
+    `unique`: a single row nobody sent before in every request (a guaranteed cache miss)."""
+    payload = {"data": [ROW]} if unique else None
+    return load.run(f"http://127.0.0.1:{port}{path}", users=concurrency, seconds=duration, method=method,
+                    body=None if unique else body, payload=payload, unique=unique, processes=processes)
 
 
 # ---------------------------------------------------------------- containers
@@ -281,7 +203,7 @@ LABELS = {
 
 def print_table(results, single_rate: float, rows_rate: float) -> None:
     lines = ["", "lab 04 sync serving benchmark (2 gunicorn sync workers; client: separate processes, "
-                 "1 TCP connection per request, 127.0.0.1)", ""]
+                 "locust, 127.0.0.1)", ""]
     lines.append(f"{'what':<44} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     names = LABELS
     for (what, concurrency), r in results.items():

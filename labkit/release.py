@@ -101,6 +101,13 @@ def release_documents(check: bool) -> list[str]:
     return sync(ROOT, rows, write=not check)
 
 
+def release_api_description(check: bool) -> list[str]:
+    """Refresh (or, with check, only compare) the gateway's openapi.json, made from the services' schemas."""
+    from labkit import openapi
+
+    return openapi.sync(check)
+
+
 def release(check: bool = False) -> int:
     if not locked_files_ok(check):
         return 1
@@ -110,6 +117,10 @@ def release(check: bool = False) -> int:
     if problems and check:
         print("the requirement tables are not what 'labkit release' writes from tests/graded; run 'make release'",
               file=sys.stderr)
+    api_problems = release_api_description(check)
+    for problem in api_problems:
+        print(f"release: {problem}", file=sys.stderr)
+    problems += api_problems
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "exercises"
         try:

@@ -1,16 +1,15 @@
 """The iris classifier and input validation (given; do not edit).
 
-Shared by the API (which validates before queueing) and the worker (which predicts).
+Shared by the API (which validates before queueing) and the worker (which predicts). The rules of a
+valid submission are the TaskRequest model of schema.py, which also makes the API's /openapi.json.
 """
 from __future__ import annotations
 
-import math
-
+from pydantic import ValidationError
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-MAX_ROWS = 1000
-MAX_DELAY = 30.0  # seconds; `delay` simulates a slow model so a task can be caught in flight
+from schema import MAX_DELAY, MAX_ROWS, TaskRequest  # noqa: F401 - api.py imports MAX_ROWS from here
 
 # max_iter=1000: at the default 100 iterations lbfgs stops before converging on iris.
 _features, _labels = load_iris(return_X_y=True)
@@ -19,24 +18,25 @@ model = LogisticRegression(random_state=0, max_iter=1000).fit(_features, _labels
 BATCH = _features.tolist()
 
 
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def validation_error(payload) -> str | None:
-    """Why `payload` is not {"data": [[4 numbers], ...], "delay": seconds?}, or None when it is."""
-    if not isinstance(payload, dict) or "data" not in payload:
-        return 'expected a JSON object with a "data" key'
-    rows = payload["data"]
-    if not isinstance(rows, list) or not rows:
-        return '"data" must be a non-empty list of rows'
-    for number, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != 4 or not all(map(is_number, row)):
-            return f"row {number} must be a list of 4 finite numbers"
-    delay = payload.get("delay", 0)
-    if not is_number(delay) or not 0 <= delay <= MAX_DELAY:
-        return f'"delay" must be a number of seconds between 0 and {MAX_DELAY:g}'
+    """Why `payload` is not {"data": [[4 numbers], ...], "delay": seconds?} (a TaskRequest), or None when it is."""
+    try:
+        TaskRequest.model_validate(payload)
+    except ValidationError as error:
+        return explain(error.errors()[0])
     return None
+
+
+def explain(error: dict) -> str:
+    """pydantic's first error as one sentence a client can act on."""
+    where = error["loc"]
+    if not where or (where == ("data",) and error["type"] == "missing"):
+        return 'expected a JSON object with a "data" key'
+    if where == ("data",):
+        return '"data" must be a non-empty list of rows'
+    if where[0] == "data":
+        return f"row {where[1]} must be a list of 4 finite numbers"
+    return f'"delay" must be a number of seconds between 0 and {MAX_DELAY:g}'
 
 
 def predict_rows(rows: list[list[float]]) -> list[int]:

@@ -5,6 +5,7 @@
                                "result": [class ids] or null};  404 for an id this API never issued
     GET  /batch/last   -> 200 the last summary of the periodic score_batch task; 404 before its first run
     GET  /health       -> 200 {"status": "ok"} when the Redis store answers
+    GET  /openapi.json -> this API's OpenAPI description, made from the models that validate (schema.py)
 
 Run it: gunicorn --bind 0.0.0.0:8000 "api:create_app()"
 """
@@ -18,6 +19,7 @@ from flask import Flask, jsonify, request
 from kombu.exceptions import OperationalError
 
 from model import MAX_ROWS, validation_error
+from schema import description
 from tasks import app as celery_app
 from tasks import predict, store
 
@@ -106,6 +108,10 @@ def create_app(config: dict | None = None) -> Flask:
         except (redis.RedisError, OSError):
             return jsonify(status="the result store does not answer"), 503
         return jsonify(status="ok")
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(description())
 
     @app.errorhandler(404)
     @app.errorhandler(405)

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from labkit.load import Load
 from labkit.testing import wait_until
 
 from .conftest import FULL, WORKER_PROCESSES
-from .load import LECTURE, Load
 
 pytestmark = pytest.mark.capstone
 
+LECTURE = {"data": [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]}
+MAX_REQUESTS = 20_000  # a bound on every background load, besides its seconds
 TASK_SECONDS = 0.1
 # The service's promise (labs/06-capstone/README.md): a task accepted with 202 finishes within
 # RECOVERY_SECONDS after a worker is back, plus the time the tasks queued before it take to run.
@@ -84,7 +86,8 @@ def test_a_worker_killed_under_load_loses_no_task(capstone, report):
 def test_a_result_store_restart_gives_503_not_500_and_recovers_within_10_seconds(capstone, report):
     """While the results' Redis is down, /tasks answers 503 (never another 5xx); it serves again within 10 s."""
     results = capstone.containers("results")[0]
-    with Load(f"{capstone.base}/tasks", threads=2, max_seconds=90, ok=(202, 503)) as load:
+    with Load(f"{capstone.base}/tasks", users=2, seconds=90, max_requests=MAX_REQUESTS, payload=LECTURE,
+              ok=(202, 503)) as load:
         load.wait_for(20)
         subprocess.run(["docker", "stop", "-t", "2", results], check=True, capture_output=True, timeout=30)
         before = dict(load.statuses)
@@ -108,7 +111,7 @@ def test_an_api_replica_killed_under_load_fails_at_most_1_percent(capstone, repo
     capstone.compose("up", "--detach", "--no-recreate", "--scale", "api=3", "--wait", "--wait-timeout", "120", "api")
     replicas = capstone.containers("api")
     assert len(replicas) == 3, replicas
-    with Load(f"{capstone.base}/predict", threads=4, max_seconds=60) as load:
+    with Load(f"{capstone.base}/predict", users=4, seconds=60, max_requests=MAX_REQUESTS, payload=LECTURE) as load:
         load.wait_for(200)
         subprocess.run(["docker", "kill", replicas[0]], check=True, capture_output=True, timeout=30)
         load.wait_for(load.sent + (2000 if FULL else 400))

@@ -1,4 +1,4 @@
-"""The iris service: POST /predict (validated, cached), GET /health, JSON errors.
+"""The iris service: POST /predict (validated, cached), GET /health, GET /openapi.json, JSON errors.
 
     gunicorn --config gunicorn.conf.py "service.app:create_app()"
 
@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from .cache import CacheError, cache_key, make_cache
 from .model import load_model
+from .schema import description
 
 DEFAULTS = {
     "MODEL_DIR": "",                      # '' = ./model, where the Dockerfile trains it
@@ -146,6 +147,11 @@ def create_app(config: dict | None = None) -> Flask:
         # The model is loaded before the first request can arrive: serving = healthy. The cache is
         # deliberately not checked: the service works without it.
         return jsonify(status="ok", model_version=model.version)
+
+    @app.get("/openapi.json")
+    def openapi():
+        # The contract, described from service/schema.py (the rules validation_error enforces by hand).
+        return jsonify(description(app.config["MAX_ROWS"]))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
