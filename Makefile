@@ -98,7 +98,7 @@ up-cluster: setup ## the service across the cluster: API and workers spread, sta
 	@$(LABKIT) cluster up $(if $(NODES),--nodes $(NODES)) $(if $(SUITE),--suite $(SUITE))
 	@$(LABKIT) cluster deploy
 
-chaos-cluster: venv ## on the cluster of up-cluster: drain, then kill a worker node under load; sent, failed, lost
+chaos-cluster: venv-maintainer ## on the cluster of up-cluster: drain, then kill a worker node under load; sent, failed, lost
 	@$(BIN)/python -m labkit.cluster_chaos
 
 cluster-down: venv ## remove the cluster's nodes, their volumes and its network

@@ -9,7 +9,7 @@
     3. back    the node boots again from its disk and rejoins the swarm by itself.
 
 It prints a table: requests sent and failed, tasks sent and lost, the time each step took to recover.
-The load is `tests/capstone/load.py`'s `Load`, as in `make chaos`.
+The load is `labkit.load`'s `Load` (locust), as in `make chaos`.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from labkit.cluster import STACK, Cluster, ClusterError, current, log
 from labkit.node import NodeError
 from labkit.stack import converged, docker
 from labkit.testing import wait_until
-from tests.capstone.load import Load  # run from the repository's root (the Makefile does)
-from tests.capstone.test_faults import states, submit
+from labkit.load import Load
+from tests.capstone.test_faults import LECTURE, states, submit  # run from the repository's root (the Makefile does)
 
 TASKS = 60
 TASK_DELAY = 0.2  # seconds each task takes: some run while the node goes
@@ -78,7 +78,7 @@ def drain(cluster: Cluster, base: str, host: str) -> dict:
         left = drained.docker("ps", "-q", "--filter", f"label=com.docker.stack.namespace={STACK}")
         return left is not None and not left.stdout.strip() and runs_without(node, host)
 
-    with Load(f"{base}/predict", threads=4, max_seconds=MOVE_TIMEOUT + 120, max_requests=MAX_REQUESTS) as load:
+    with Load(f"{base}/predict", users=4, seconds=MOVE_TIMEOUT + 120, max_requests=MAX_REQUESTS, payload=LECTURE) as load:
         load.wait_for(50)
         log(f"drain {node} ({len(before)} replicas: {', '.join(before)}) under load")
         started = time.monotonic()
@@ -98,7 +98,7 @@ def kill(cluster: Cluster, base: str, host: str) -> tuple[dict, str]:
     node = busiest_worker(cluster)
     before = running_tasks(cluster, node)
     task_ids = [submit(base, delay=TASK_DELAY) for _ in range(TASKS)]
-    with Load(f"{base}/predict", threads=4, max_seconds=MOVE_TIMEOUT + 120, max_requests=MAX_REQUESTS) as load:
+    with Load(f"{base}/predict", users=4, seconds=MOVE_TIMEOUT + 120, max_requests=MAX_REQUESTS, payload=LECTURE) as load:
         wait_until(lambda: "STARTED" in states(base, task_ids).values(), 30, interval=0.2)
         log(f"kill {node} ({len(before)} replicas: {', '.join(before)}) under load")
         started = time.monotonic()
