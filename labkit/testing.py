@@ -197,6 +197,8 @@ class LabContainer(DockerContainer):
     """A container for a graded test: labelled with the run, ports published on 127.0.0.1 only."""
 
     def __init__(self, image: str, run_id: str, name: str, **kwargs) -> None:
+        self.options: dict = {}  # docker run options given so far (testcontainers' with_kwargs replaces them)
+        self.on_a_network = False
         super().__init__(image, **kwargs)
         self.with_name(name)
         self.with_kwargs(labels={RUN_LABEL: run_id})
@@ -206,9 +208,21 @@ class LabContainer(DockerContainer):
             self.with_env(variable, "1")
 
     def with_kwargs(self, **kwargs) -> "LabContainer":
-        """docker run options; LIMITS always apply (a caller may only make them stricter by name)."""
-        self._kwargs = {**LIMITS.container_kwargs(), **kwargs}
-        return self
+        """More docker run options; LIMITS always apply (a caller may only make them stricter by name)."""
+        self.options.update(kwargs)
+        return super().with_kwargs(**{**LIMITS.container_kwargs(), **self.options})
+
+    def with_network(self, network) -> "LabContainer":
+        self.on_a_network = True
+        return super().with_network(network)
+
+    def start(self) -> "LabContainer":
+        if not self.on_a_network and "network" not in self.options:
+            # The engine's default network, named: without one, testcontainers looks for "its own" network
+            # among every custom network on the engine and fails on one with no IPAM config yet (a swarm
+            # overlay being created by another test: "'NoneType' object is not iterable").
+            self.with_kwargs(network="bridge")
+        return super().start()
 
     def publish(self, port: int) -> "LabContainer":
         self.ports[f"{port}/tcp"] = ("127.0.0.1", None)
