@@ -33,11 +33,24 @@ def unique_name(run_id: str, *parts: str) -> str:
     return "-".join(["labkit", run_id, *parts]).lower()
 
 
+# Below every OS's ephemeral range (Linux 32768-60999, macOS and Windows 49152-65535): a port that a
+# test frees and binds again (`down`, then `up`) is not taken meanwhile by some outgoing connection's
+# local port ("bind: address already in use", seen in lab 02's down-and-up check under load).
+PORT_RANGE = range(20000, 32000)
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (for API_PORT, GATEWAY_PORT and the like)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port free on 127.0.0.1 right now (for API_PORT, GATEWAY_PORT and the like), outside the
+    ephemeral range; random, so that two runs at once rarely pick the same one."""
+    for _ in range(200):
+        port = secrets.choice(PORT_RANGE)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
 
 
 def owned(labels: dict | None, run_id: str | None) -> bool:

@@ -1,11 +1,12 @@
-"""labkit clean: a finished run's build layers go, and only those; shared layers stay cached."""
+"""labkit clean: a finished run's build layers go, and only those; shared layers stay cached. Free ports."""
 import io
 import secrets
+import socket
 
 import docker
 import pytest
 
-from labkit.resources import LAYERS, RUN_LABEL, leftovers, remove_labelled
+from labkit.resources import LAYERS, PORT_RANGE, RUN_LABEL, free_port, leftovers, remove_labelled
 
 BASE = "debian:bookworm-slim"
 
@@ -78,3 +79,13 @@ def test_clean_leaves_another_tag_of_a_cached_layer_alone(client):
         assert client.images.get(own_layer).tags == [alias]
     finally:
         remove_tags(client, alias, f"{LAYERS}:{run}-0")
+
+
+def test_a_free_port_is_bindable_and_outside_the_ephemeral_range():
+    """free_port() gives a port nothing listens on, below the OS's ephemeral ports (an outgoing
+    connection cannot take it between a stack's `down` and `up`)."""
+    ports = {free_port() for _ in range(20)}
+    assert all(port in PORT_RANGE and port < 32768 for port in ports)
+    assert len(ports) > 1  # random, not the same one for every caller
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", ports.pop()))
