@@ -13,6 +13,12 @@ not CPU:
 (measured on this 2-core machine: ~345 + 150 s, ~280 + 30 s and ~385 s of stage time; in two lanes
 the second one, 695 s, was the run's length)
 
+Before the lanes, the build cache is warmed: the course's two dependency layers (the labs' common
+`FROM python:3.11-slim ... RUN pip install -r requirements.txt` and lab 01's lecture server) are built
+once and kept under `labkit-cache/*` tags, which `labkit clean` leaves alone. Every later build of
+those lines is then a cache hit, instead of three lanes running the same pip install at once (under
+load one of them outlived its 90 s budget); a warm run installs nothing.
+
 Each stage's output goes to build/logs/<stage>.log; a failing stage's last lines are printed, and its
 lane stops (`KEEP_GOING=1` runs the lane's later stages anyway, to see everything that fails). A
 single-node swarm is joined before the lanes start (and left at the end if this run joined it): joining
@@ -28,12 +34,30 @@ import threading
 import time
 from pathlib import Path
 
-from labkit.engine import docker, join_single_node_swarm
+from labkit.engine import builder_env, docker, join_single_node_swarm
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "build" / "logs"
 LANES = [["test-unit", "grader-smoke"], ["test-graded", "test-stubs"], ["test-notebooks"]]
 STAGE_TIMEOUT = 45 * 60
+# Tag -> a build context whose Dockerfile starts with the dependency lines other builds share.
+WARM_BUILDS = {"labkit-cache/dependencies": "labs/04-flask-serving/lecture-server",
+               "labkit-cache/lecture-server": "labs/01-docker/lecture-server"}
+WARM_TIMEOUT = 15 * 60
+
+
+def warm_build_cache() -> None:
+    """Build each of WARM_BUILDS once; a failure only costs the lanes their own build of it."""
+    for tag, context in WARM_BUILDS.items():
+        started = time.monotonic()
+        print(f"[suite] build cache: {context} ...", flush=True)
+        try:
+            result = subprocess.run(["docker", "build", "-q", "-t", tag, context], cwd=ROOT, capture_output=True,
+                                    text=True, timeout=WARM_TIMEOUT, env={**os.environ, **builder_env()})
+            verdict = "ok" if result.returncode == 0 else f"failed: {result.stderr.strip()[-300:]}"
+        except subprocess.TimeoutExpired:
+            verdict = f"still building after {WARM_TIMEOUT} s"
+        print(f"[suite] build cache: {context} {verdict} ({time.monotonic() - started:.0f} s)", flush=True)
 
 
 def join_swarm() -> bool:
@@ -79,6 +103,7 @@ def main() -> int:
     LOGS.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     joined = join_swarm()
+    warm_build_cache()
     times: dict[str, float] = {}
     failed: list[str] = []
     lanes = [Lane(stages, times, failed) for stages in LANES]
