@@ -26,12 +26,14 @@ from types import SimpleNamespace
 import redis
 import requests
 
-from labkit import bench_async, bench_sync
+from labkit import bench_async, bench_stages, bench_sync
+from labkit.bench_targets import judge
 from labkit.engine import builder_env
 from labkit.resources import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "labkit-bench-capstone"
+STAGE_SAMPLES = 30  # tasks, one at a time, for the stages of one task
 LECTURE_REQUEST = {"data": [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]}
 # For the benchmark only: publish the result backend on loopback, so task completion times come from
 # its date_done, as in labkit.bench_async, not from a poll interval.
@@ -43,7 +45,8 @@ OVERRIDE = """services:
 
 @dataclass
 class Line:
-    """One row of the combined table."""
+    """One row of the combined table; `key` names it for the targets (labkit.bench_targets)."""
+    key: str
     suite: str
     what: str
     load: str
@@ -61,16 +64,26 @@ def log(line: str) -> None:
 
 def sync_suite(duration: float) -> list[Line]:
     results, single_rate, rows_rate = bench_sync.run(duration, log=log)
-    lines = [Line("sync", bench_sync.LABELS[what], f"c={c}", r.rps, r.p50_ms, r.p99_ms, r.errors)
-             for (what, c), r in results.items()]
-    lines.append(Line("sync", "in-process model.predict, 1 row", "1 thread", single_rate))
-    lines.append(Line("sync", "in-process model.predict, 1,000 rows (rows/s)", "1 thread", rows_rate))
+    lines = [Line(f"sync:{what}:c={c}", "sync", bench_sync.LABELS[what], f"c={c}", r.rps, r.p50_ms, r.p99_ms,
+                  r.errors) for (what, c), r in results.items()]
+    lines.append(Line("sync:model-1", "sync", "in-process model.predict, 1 row", "1 thread", single_rate))
+    lines.append(Line("sync:model-rows", "sync", "in-process model.predict, 1,000 rows (rows/s)", "1 thread",
+                      rows_rate))
     return lines
 
 
-def async_suite(tasks: int, clients: int) -> list[Line]:
-    rows = bench_async.run(tasks, clients, log=log)
-    return [Line("async", f"{r.path} (n={r.n})",
+def measure_stages(target, where: str, stages: dict[str, list[bench_stages.Stage]]) -> None:
+    log(f"  {where}: the stages of one task, {STAGE_SAMPLES} tasks one at a time ...")
+    stages[where] = bench_stages.measure(target, STAGE_SAMPLES)
+
+
+def async_suite(tasks: int, clients: int, stages: dict[str, list[bench_stages.Stage]]) -> list[Line]:
+    def with_worker(bench, processes: int) -> None:
+        if processes == 2:
+            measure_stages(bench, "lab 05", stages)
+
+    rows = bench_async.run(tasks, clients, log=log, with_worker=with_worker)
+    return [Line(f"async:{r.key}", "async", f"{r.path} (n={r.n})",
                  f"c={clients}, {r.processes} {'gunicorn' if r.path.startswith('sync') else 'worker'} proc",
                  r.per_second, r.p50_ms, r.p99_ms, 0) for r in rows]
 
@@ -132,7 +145,7 @@ class Capstone:
         raise RuntimeError("the capstone did not come up working twice in a row")
 
 
-def capstone_suite(duration: float, tasks: int, clients: int) -> list[Line]:
+def capstone_suite(duration: float, tasks: int, clients: int, stages: dict[str, list[bench_stages.Stage]]) -> list[Line]:
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as folder:
         override = Path(folder) / "publish-results.yaml"
         override.write_text(OVERRIDE)
@@ -144,21 +157,24 @@ def capstone_suite(duration: float, tasks: int, clients: int) -> list[Line]:
             log(f"capstone up and working after {time.monotonic() - began:.0f} s; gateway on {capstone.base}")
             single = json.dumps({"data": [bench_sync.ROW]}).encode()
             bench_sync.one_request(capstone.port, bench_sync.http_request("POST", "/predict", single))  # now cached
-            plan = [("/predict 1 row, cache HIT", c, dict(body=single)) for c in (1, 8, 64)]
-            plan += [("/predict 1 row, unique rows: cache MISS", 8, dict(unique=True)),
-                     ("/health (gateway + api, HTTP ceiling)", 8, dict(method="GET", path="/health"))]
+            plan = [("hit", "/predict 1 row, cache HIT", c, dict(body=single)) for c in (1, 8, 64)]
+            plan += [("miss", "/predict 1 row, unique rows: cache MISS", 8, dict(unique=True)),
+                     ("health", "/health (gateway + api, HTTP ceiling)", 8, dict(method="GET", path="/health"))]
             lines = []
-            for what, concurrency, kwargs in plan:
+            for key, what, concurrency, kwargs in plan:
                 r = bench_sync.run_load(capstone.port, concurrency, duration, **kwargs)
                 log(f"  {what:<42} c={concurrency:<3} {r.rps:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
                     f"p99 {r.p99_ms:7.2f} ms  errors {r.errors}")
-                lines.append(Line("capstone", what, f"c={concurrency}", r.rps, r.p50_ms, r.p99_ms, r.errors))
+                lines.append(Line(f"capstone:{key}:c={concurrency}", "capstone", what, f"c={concurrency}", r.rps,
+                                  r.p50_ms, r.p99_ms, r.errors))
             results_port = int(capstone.compose("port", "results", "6379").strip().rsplit(":", 1)[1])
             target = SimpleNamespace(base=capstone.base, store=redis.Redis(port=results_port, db=1))
             log(f"  async: {tasks} x POST /tasks through the gateway, the compose worker (2 processes) ...")
             row = bench_async.measure_async(target, 2, tasks, clients, expected=[0, 2])
-            lines.append(Line("capstone", f"async POST /tasks -> SUCCESS (n={tasks})", f"c={clients}, 2 worker proc",
+            lines.append(Line("capstone:tasks", "capstone", f"async POST /tasks -> SUCCESS (n={tasks})",
+                              f"c={clients}, 2 worker proc",
                               row.per_second, row.p50_ms, row.p99_ms, 0))
+            measure_stages(target, "capstone", stages)
             return lines
         finally:
             capstone.down()
@@ -167,16 +183,41 @@ def capstone_suite(duration: float, tasks: int, clients: int) -> list[Line]:
 
 # ---------------------------------------------------------------- the table
 
-def table(lines: list[Line]) -> str:
-    def number(value: float | None, digits: int) -> str:
-        return "" if value is None else f"{value:,.{digits}f}"
+def number(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
 
-    header = (f"| {'suite':<8} | {'measurement':<47} | {'load':<22} | {'per second':>11} | {'p50 ms':>8} | "
-              f"{'p99 ms':>8} | {'errors':>6} |")
-    rule = f"|{'-' * 10}|{'-' * 49}|{'-' * 24}|{'-' * 12}:|{'-' * 9}:|{'-' * 9}:|{'-' * 7}:|"
-    rows = [f"| {l.suite:<8} | {l.what:<47} | {l.load:<22} | {number(l.per_second, 1):>11} | "
-            f"{number(l.p50_ms, 2):>8} | {number(l.p99_ms, 2):>8} | {number(l.errors, 0):>6} |" for l in lines]
-    return "\n".join([header, rule, *rows])
+
+def markdown_table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+    """A Markdown table with aligned columns; the columns in `right` right-aligned."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.rjust(w) if n in right else cell.ljust(w)
+                                 for n, (cell, w) in enumerate(zip(cells, widths))) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + (":" if n in right else "-") for n, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule, *map(line, rows)])
+
+
+def table(lines: list[Line]) -> str:
+    """The one table: every measurement, and the target of the rows that have one, met (✓) or not (✗)."""
+    measured = {line.key: line for line in lines}
+    rows = []
+    for l in lines:
+        target, met = judge(l.key, measured)
+        rows.append([l.suite, l.what, l.load, number(l.per_second, 1), number(l.p50_ms, 2), number(l.p99_ms, 2),
+                     number(l.errors, 0), target, {True: "✓", False: "✗", None: ""}[met]])
+    header = ["suite", "measurement", "load", "per second", "p50 ms", "p99 ms", "errors", "target", ""]
+    return markdown_table(header, rows, right={3, 4, 5, 6})
+
+
+def stages_table(stages: dict[str, list[bench_stages.Stage]]) -> str:
+    """The second table: the stages of one async task (median ms), a column per service measured."""
+    where = list(stages)
+    first = stages[where[0]]
+    rows = [[stage.name, stage.what, *(number(stages[w][n].ms) for w in where)] for n, stage in enumerate(first)]
+    return markdown_table(["stage", "from -> to", *(f"{w} ms" for w in where)], rows,
+                          right=set(range(2, 2 + len(where))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,10 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="client threads of the async measurements (default 8)")
     parser.add_argument("--suites", default="sync,async,capstone", help="which, comma-separated (default all three)")
     args = parser.parse_args(argv)
+    stages: dict[str, list[bench_stages.Stage]] = {}
     suites = {
         "sync": lambda: sync_suite(args.duration),
-        "async": lambda: async_suite(args.tasks, args.clients),
-        "capstone": lambda: capstone_suite(args.duration, args.tasks, args.clients),
+        "async": lambda: async_suite(args.tasks, args.clients, stages),
+        "capstone": lambda: capstone_suite(args.duration, args.tasks, args.clients, stages),
     }
     chosen = [name.strip() for name in args.suites.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(suites))
@@ -212,6 +254,12 @@ sync and capstone /predict, /health: a closed loop of c connections (separate cl
 connection per request, {args.duration:.0f} s each). Async: n tasks submitted at once from c threads; per second
 = tasks from the first submit to the last SUCCESS; latency = submit -> SUCCESS (includes waiting in the queue).
 All on one machine: the clients share its cores with the servers. Whole run: {time.monotonic() - started:.0f} s.""")
+    if stages:
+        print()
+        print(stages_table(stages))
+        print(f"""
+One task at a time on an idle service, the median of {STAGE_SAMPLES} (labkit/bench_stages.py says how each stage
+is timed). Polling pays half a poll interval on average; ?wait= answers when the result is published.""")
     for failure in failed:
         print(f"FAILED {failure}", file=sys.stderr)
     return 1 if failed else 0
