@@ -1,7 +1,7 @@
 """Benchmark of lab 04's synchronous service: `python -m labkit.bench_sync` (make bench-sync).
 
 It builds and starts, on 127.0.0.1 ports:
-  - the lab's service (solutions/04-flask-serving, exercises/ in a student release: gunicorn, 2 sync workers), fast model, no cache;
+  - the lab's service (solutions/04-flask-serving, exercises/ in a student release: gunicorn, 2 workers x 4 threads), fast model, no cache;
   - the same image with the slow model (MODEL_DELAY_MS) behind memcached:1.6, for cache hit vs miss;
   - the lecture's Flask development server (labs/01-docker/lecture-server), a baseline;
 and drives them with a load client in separate processes (raw sockets, one TCP connection per
@@ -280,7 +280,7 @@ LABELS = {
 
 
 def print_table(results, single_rate: float, rows_rate: float) -> None:
-    lines = ["", "lab 04 sync serving benchmark (2 gunicorn sync workers; client: separate processes, "
+    lines = ["", "lab 04 sync serving benchmark (gunicorn, 2 workers x 4 threads; client: separate processes, "
                  "1 TCP connection per request, 127.0.0.1)", ""]
     lines.append(f"{'what':<44} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     names = LABELS
