@@ -9,6 +9,8 @@ Three suites, run one after the other (each alone on the machine), then one tabl
             free loopback ports): /predict with the cache answering (HIT) at a few concurrencies and with
             unique rows (MISS), /health, and async tasks/s through the gateway.
 Every suite removes what it started, also on failure (the capstone: `docker compose down -v`).
+The table has a target column (labkit/bench_targets.py: ✓ met, ✗ missed); a second table gives the stages
+of one async task in lab 05 and in the capstone (labkit/bench_stages.py).
 """
 from __future__ import annotations
 
@@ -259,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
 sync and capstone /predict, /health: a closed loop of c connections (separate client processes, one TCP
 connection per request, {args.duration:.0f} s each). Async: n tasks submitted at once from c threads; per second
 = tasks from the first submit to the last SUCCESS; latency = submit -> SUCCESS (includes waiting in the queue).
-All on one machine: the clients share its cores with the servers. Whole run: {time.monotonic() - started:.0f} s.""")
+All on one machine: the clients share its cores with the servers. Targets (labkit/bench_targets.py): mostly
+ratios to another row of the same run, which carry over between machines better than absolute numbers.
+Whole run: {time.monotonic() - started:.0f} s.""")
     if stages:
         print()
         print(stages_table(stages))
