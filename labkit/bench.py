@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import docker
 import redis
 import requests
 
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "labkit-bench-capstone"
 WARM_UP_SECONDS = 5  # of load on the capstone before its measurements, not counted
 STAGE_SAMPLES = 30  # tasks, one at a time, for the stages of one task
+CPU_BURST = 500  # tasks at once, for the CPU per task
 LECTURE_REQUEST = {"data": [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]}
 # For the benchmark only: publish the result backend on loopback, so task completion times come from
 # its date_done, as in labkit.bench_async, not from a poll interval.
@@ -75,15 +77,28 @@ def sync_suite(duration: float) -> list[Line]:
     return lines
 
 
-def measure_stages(target, where: str, stages: dict[str, list[bench_stages.Stage]]) -> None:
-    log(f"  {where}: the stages of one task, {STAGE_SAMPLES} tasks one at a time ...")
-    stages[where] = bench_stages.measure(target, STAGE_SAMPLES)
+def measure_stages(target, where: str, parts: dict[str, list], clients: int,
+                   stages: dict[str, list[bench_stages.Stage]]) -> None:
+    """The stages of one task, then the CPU per task of each part (name -> containers) in a burst."""
+    log(f"  {where}: the stages of one task, {STAGE_SAMPLES} tasks one at a time; CPU per task in "
+        f"{CPU_BURST} more ...")
+    try:
+        measured = bench_stages.measure(target, STAGE_SAMPLES)
+        measured += bench_stages.cpu_per_task(
+            parts, lambda: bench_async.measure_async(target, 2, CPU_BURST, clients, expected=target.expected).n)
+    except Exception as error:  # noqa: BLE001 - the suite's own rows are measured already: keep them
+        log(f"  the stages of {where} failed: {type(error).__name__}: {error}")
+        return
+    stages[where] = measured
 
 
 def async_suite(tasks: int, clients: int, stages: dict[str, list[bench_stages.Stage]]) -> list[Line]:
     def with_worker(bench, processes: int) -> None:
         if processes == 2:
-            measure_stages(bench, "lab 05", stages)
+            worker = bench.client.containers.get(bench.name(f"worker-{processes}"))
+            bench.expected = None  # measure_async's default: lab 05's result
+            measure_stages(bench, "lab 05", {"HTTP front": [bench.api], "worker": [worker],
+                                            "broker + results": [bench.redis]}, clients, stages)
 
     rows = bench_async.run(tasks, clients, log=log, with_worker=with_worker)
     return [Line(f"async:{r.key}", "async", f"{r.path} (n={r.n})",
@@ -108,6 +123,11 @@ class Capstone:
         if result.returncode != 0:
             raise RuntimeError(f"docker compose {' '.join(args)} failed:\n{result.stderr[-1500:]}")
         return result.stdout
+
+    def containers(self, *services: str) -> list:
+        """The running containers of these services (docker SDK objects)."""
+        client = docker.from_env()
+        return [client.containers.get(cid) for cid in self.compose("ps", "--quiet", *services).split()]
 
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
@@ -176,13 +196,15 @@ def capstone_suite(duration: float, tasks: int, clients: int, stages: dict[str, 
                 lines.append(Line(f"capstone:{key}:c={concurrency}", "capstone", what, f"c={concurrency}", r.rps,
                                   r.p50_ms, r.p99_ms, r.errors))
             results_port = int(capstone.compose("port", "results", "6379").strip().rsplit(":", 1)[1])
-            target = SimpleNamespace(base=capstone.base, store=redis.Redis(port=results_port, db=1))
+            target = SimpleNamespace(base=capstone.base, store=redis.Redis(port=results_port, db=1), expected=[0, 2])
             log(f"  async: {tasks} x POST /tasks through the gateway, the compose worker (2 processes) ...")
             row = bench_async.measure_async(target, 2, tasks, clients, expected=[0, 2])
             lines.append(Line("capstone:tasks", "capstone", f"async POST /tasks -> SUCCESS (n={tasks})",
                               f"c={clients}, 2 worker proc",
                               row.per_second, row.p50_ms, row.p99_ms, 0))
-            measure_stages(target, "capstone", stages)
+            parts = {"HTTP front": capstone.containers("gateway", "tasks-api"), "worker": capstone.containers("worker"),
+                     "broker + results": capstone.containers("queue", "results")}
+            measure_stages(target, "capstone", parts, clients, stages)
             return lines
         finally:
             capstone.down()
@@ -223,7 +245,8 @@ def stages_table(stages: dict[str, list[bench_stages.Stage]]) -> str:
     """The second table: the stages of one async task (median ms), a column per service measured."""
     where = list(stages)
     first = stages[where[0]]
-    rows = [[stage.name, stage.what, *(number(stages[w][n].ms) for w in where)] for n, stage in enumerate(first)]
+    by_name = {w: {stage.name: stage.ms for stage in stages[w]} for w in where}
+    rows = [[stage.name, stage.what, *(number(by_name[w].get(stage.name)) for w in where)] for stage in first]
     return markdown_table(["stage", "from -> to", *(f"{w} ms" for w in where)], rows,
                           right=set(range(2, 2 + len(where))))
 

@@ -14,18 +14,29 @@ the median of each stage. The stages come from four clocks on the one machine:
     run            STARTED -> date_done (the task body: the model)
     store result   date_done -> SUCCESS published (SET + PUBLISH on the result backend)
     read result    GET /tasks/<id> sent -> answered, once SUCCESS is stored
-and, end to end, what a client sees: polling GET /tasks/<id> every POLL_SECONDS, against one
+"run" and "store result" split at date_done, the worker's clock, while STARTED and SUCCESS are stamped
+when the subscriber (this process) receives them: on a busy machine that lag can exceed the task's
+0.3 ms and make "run" negative; their sum is exact. And, end to end, what a client sees: polling GET /tasks/<id> every POLL_SECONDS, against one
 GET /tasks/<id>?wait=<seconds> that the API answers when the result is stored.
+
+cpu_per_task() adds where the CPU goes in a burst of tasks: the CPU time of each part's processes
+(read from /proc, so only where the containers' processes are the host's: Linux, not Docker Desktop)
+divided by the tasks. Their sum against the machine's cores bounds the tasks per second.
 """
 from __future__ import annotations
 
 import json
+import os
+import resource
 import statistics
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Callable
 
+import docker
 import requests
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]
@@ -149,4 +160,39 @@ def measure(target, samples: int = 30) -> list[Stage]:
                       median_ms(polled)))
     rows.append(Stage("client: ?wait=", f"{task}: POST -> result, one GET /tasks/<id>?wait={WAIT_SECONDS}",
                       median_ms(waited)))
+    return rows
+
+
+def cpu_seconds(container) -> float | None:
+    """CPU time (user + system) of a container's running processes; None where /proc does not show them."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        for row in container.top(ps_args="-eo pid")["Processes"]:
+            fields = Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    except (OSError, IndexError, ValueError, docker.errors.APIError):
+        return None
+    return total
+
+
+def client_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # the client threads run in this process
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_per_task(parts: dict[str, list], burst: Callable[[], int]) -> list[Stage]:
+    """ms of CPU per task of each part (name -> its containers) and of the client, over `burst()`,
+    which sends tasks and returns how many."""
+    def now() -> dict[str, float | None]:
+        readings = {name: [cpu_seconds(c) for c in containers] for name, containers in parts.items()}
+        return {name: None if None in values else sum(values) for name, values in readings.items()}
+
+    before, client_before = now(), client_seconds()
+    tasks = burst()
+    after, client_after = now(), client_seconds()
+    rows = [Stage(f"CPU: {name}", "ms of CPU per task, in a burst of tasks",
+                  None if before[name] is None or after[name] is None else 1000 * (after[name] - before[name]) / tasks)
+            for name in parts]
+    rows.append(Stage("CPU: client", "ms of CPU per task: requests, polling Redis", 1000 * (client_after - client_before) / tasks))
     return rows
