@@ -9,6 +9,8 @@ Three suites, run one after the other (each alone on the machine), then one tabl
             free loopback ports): /predict with the cache answering (HIT) at a few concurrencies and with
             unique rows (MISS), /health, and async tasks/s through the gateway.
 Every suite removes what it started, also on failure (the capstone: `docker compose down -v`).
+The table has a target column (labkit/bench_targets.py: ✓ met, ✗ missed); a second table gives the stages
+of one async task in lab 05 and in the capstone (labkit/bench_stages.py).
 """
 from __future__ import annotations
 
@@ -23,15 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import docker
 import redis
 import requests
 
-from labkit import bench_async, bench_sync
+from labkit import bench_async, bench_stages, bench_sync
+from labkit.bench_targets import judge
 from labkit.engine import builder_env
 from labkit.resources import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "labkit-bench-capstone"
+WARM_UP_SECONDS = 5  # of load on the capstone before its measurements, not counted
+STAGE_SAMPLES = 30  # tasks, one at a time, for the stages of one task
+CPU_BURST = 500  # tasks at once, for the CPU per task
 LECTURE_REQUEST = {"data": [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]}
 # For the benchmark only: publish the result backend on loopback, so task completion times come from
 # its date_done, as in labkit.bench_async, not from a poll interval.
@@ -43,7 +50,8 @@ OVERRIDE = """services:
 
 @dataclass
 class Line:
-    """One row of the combined table."""
+    """One row of the combined table; `key` names it for the targets (labkit.bench_targets)."""
+    key: str
     suite: str
     what: str
     load: str
@@ -61,16 +69,39 @@ def log(line: str) -> None:
 
 def sync_suite(duration: float) -> list[Line]:
     results, single_rate, rows_rate = bench_sync.run(duration, log=log)
-    lines = [Line("sync", bench_sync.LABELS[what], f"c={c}", r.rps, r.p50_ms, r.p99_ms, r.errors)
-             for (what, c), r in results.items()]
-    lines.append(Line("sync", "in-process model.predict, 1 row", "1 thread", single_rate))
-    lines.append(Line("sync", "in-process model.predict, 1,000 rows (rows/s)", "1 thread", rows_rate))
+    lines = [Line(f"sync:{what}:c={c}", "sync", bench_sync.LABELS[what], f"c={c}", r.rps, r.p50_ms, r.p99_ms,
+                  r.errors) for (what, c), r in results.items()]
+    lines.append(Line("sync:model-1", "sync", "in-process model.predict, 1 row", "1 thread", single_rate))
+    lines.append(Line("sync:model-rows", "sync", "in-process model.predict, 1,000 rows (rows/s)", "1 thread",
+                      rows_rate))
     return lines
 
 
-def async_suite(tasks: int, clients: int) -> list[Line]:
-    rows = bench_async.run(tasks, clients, log=log)
-    return [Line("async", f"{r.path} (n={r.n})",
+def measure_stages(target, where: str, parts: dict[str, list], clients: int,
+                   stages: dict[str, list[bench_stages.Stage]]) -> None:
+    """The stages of one task, then the CPU per task of each part (name -> containers) in a burst."""
+    log(f"  {where}: the stages of one task, {STAGE_SAMPLES} tasks one at a time; CPU per task in "
+        f"{CPU_BURST} more ...")
+    try:
+        measured = bench_stages.measure(target, STAGE_SAMPLES)
+        measured += bench_stages.cpu_per_task(
+            parts, lambda: bench_async.measure_async(target, 2, CPU_BURST, clients, expected=target.expected).n)
+    except Exception as error:  # noqa: BLE001 - the suite's own rows are measured already: keep them
+        log(f"  the stages of {where} failed: {type(error).__name__}: {error}")
+        return
+    stages[where] = measured
+
+
+def async_suite(tasks: int, clients: int, stages: dict[str, list[bench_stages.Stage]]) -> list[Line]:
+    def with_worker(bench, processes: int) -> None:
+        if processes == 2:
+            worker = bench.client.containers.get(bench.name(f"worker-{processes}"))
+            bench.expected = None  # measure_async's default: lab 05's result
+            measure_stages(bench, "lab 05", {"HTTP front": [bench.api], "worker": [worker],
+                                            "broker + results": [bench.redis]}, clients, stages)
+
+    rows = bench_async.run(tasks, clients, log=log, with_worker=with_worker)
+    return [Line(f"async:{r.key}", "async", f"{r.path} (n={r.n})",
                  f"c={clients}, {r.processes} {'gunicorn' if r.path.startswith('sync') else 'worker'} proc",
                  r.per_second, r.p50_ms, r.p99_ms, 0) for r in rows]
 
@@ -92,6 +123,11 @@ class Capstone:
         if result.returncode != 0:
             raise RuntimeError(f"docker compose {' '.join(args)} failed:\n{result.stderr[-1500:]}")
         return result.stdout
+
+    def containers(self, *services: str) -> list:
+        """The running containers of these services (docker SDK objects)."""
+        client = docker.from_env()
+        return [client.containers.get(cid) for cid in self.compose("ps", "--quiet", *services).split()]
 
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
@@ -132,7 +168,7 @@ class Capstone:
         raise RuntimeError("the capstone did not come up working twice in a row")
 
 
-def capstone_suite(duration: float, tasks: int, clients: int) -> list[Line]:
+def capstone_suite(duration: float, tasks: int, clients: int, stages: dict[str, list[bench_stages.Stage]]) -> list[Line]:
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as folder:
         override = Path(folder) / "publish-results.yaml"
         override.write_text(OVERRIDE)
@@ -144,21 +180,31 @@ def capstone_suite(duration: float, tasks: int, clients: int) -> list[Line]:
             log(f"capstone up and working after {time.monotonic() - began:.0f} s; gateway on {capstone.base}")
             single = json.dumps({"data": [bench_sync.ROW]}).encode()
             bench_sync.one_request(capstone.port, bench_sync.http_request("POST", "/predict", single))  # now cached
-            plan = [("/predict 1 row, cache HIT", c, dict(body=single)) for c in (1, 8, 64)]
-            plan += [("/predict 1 row, unique rows: cache MISS", 8, dict(unique=True)),
-                     ("/health (gateway + api, HTTP ceiling)", 8, dict(method="GET", path="/health"))]
+            hit, miss = "/predict 1 row, cache HIT", "/predict 1 row, unique rows: cache MISS"
+            # MISS and HIT at c=8 back to back, after a warm-up: the same conditions for both. (HIT used
+            # to go first, on a service just started whose workers, beat and Flower were still starting,
+            # and MISS later: a HIT, which does less work, came out slower. Issue 17.)
+            plan = [("hit", hit, 1, dict(body=single)), ("miss", miss, 8, dict(unique=True)),
+                    ("hit", hit, 8, dict(body=single)), ("hit", hit, 64, dict(body=single)),
+                    ("health", "/health (gateway + api, HTTP ceiling)", 8, dict(method="GET", path="/health"))]
+            bench_sync.run_load(capstone.port, 8, WARM_UP_SECONDS, method="GET", path="/health")
             lines = []
-            for what, concurrency, kwargs in plan:
+            for key, what, concurrency, kwargs in plan:
                 r = bench_sync.run_load(capstone.port, concurrency, duration, **kwargs)
                 log(f"  {what:<42} c={concurrency:<3} {r.rps:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
                     f"p99 {r.p99_ms:7.2f} ms  errors {r.errors}")
-                lines.append(Line("capstone", what, f"c={concurrency}", r.rps, r.p50_ms, r.p99_ms, r.errors))
+                lines.append(Line(f"capstone:{key}:c={concurrency}", "capstone", what, f"c={concurrency}", r.rps,
+                                  r.p50_ms, r.p99_ms, r.errors))
             results_port = int(capstone.compose("port", "results", "6379").strip().rsplit(":", 1)[1])
-            target = SimpleNamespace(base=capstone.base, store=redis.Redis(port=results_port, db=1))
+            target = SimpleNamespace(base=capstone.base, store=redis.Redis(port=results_port, db=1), expected=[0, 2])
             log(f"  async: {tasks} x POST /tasks through the gateway, the compose worker (2 processes) ...")
             row = bench_async.measure_async(target, 2, tasks, clients, expected=[0, 2])
-            lines.append(Line("capstone", f"async POST /tasks -> SUCCESS (n={tasks})", f"c={clients}, 2 worker proc",
+            lines.append(Line("capstone:tasks", "capstone", f"async POST /tasks -> SUCCESS (n={tasks})",
+                              f"c={clients}, 2 worker proc",
                               row.per_second, row.p50_ms, row.p99_ms, 0))
+            parts = {"HTTP front": capstone.containers("gateway", "tasks-api"), "worker": capstone.containers("worker"),
+                     "broker + results": capstone.containers("queue", "results")}
+            measure_stages(target, "capstone", parts, clients, stages)
             return lines
         finally:
             capstone.down()
@@ -167,16 +213,42 @@ def capstone_suite(duration: float, tasks: int, clients: int) -> list[Line]:
 
 # ---------------------------------------------------------------- the table
 
-def table(lines: list[Line]) -> str:
-    def number(value: float | None, digits: int) -> str:
-        return "" if value is None else f"{value:,.{digits}f}"
+def number(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
 
-    header = (f"| {'suite':<8} | {'measurement':<47} | {'load':<22} | {'per second':>11} | {'p50 ms':>8} | "
-              f"{'p99 ms':>8} | {'errors':>6} |")
-    rule = f"|{'-' * 10}|{'-' * 49}|{'-' * 24}|{'-' * 12}:|{'-' * 9}:|{'-' * 9}:|{'-' * 7}:|"
-    rows = [f"| {l.suite:<8} | {l.what:<47} | {l.load:<22} | {number(l.per_second, 1):>11} | "
-            f"{number(l.p50_ms, 2):>8} | {number(l.p99_ms, 2):>8} | {number(l.errors, 0):>6} |" for l in lines]
-    return "\n".join([header, rule, *rows])
+
+def markdown_table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+    """A Markdown table with aligned columns; the columns in `right` right-aligned."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.rjust(w) if n in right else cell.ljust(w)
+                                 for n, (cell, w) in enumerate(zip(cells, widths))) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + (":" if n in right else "-") for n, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule, *map(line, rows)])
+
+
+def table(lines: list[Line]) -> str:
+    """The one table: every measurement, and the target of the rows that have one, met (✓) or not (✗)."""
+    measured = {line.key: line for line in lines}
+    rows = []
+    for l in lines:
+        target, met = judge(l.key, measured)
+        rows.append([l.suite, l.what, l.load, number(l.per_second, 1), number(l.p50_ms, 2), number(l.p99_ms, 2),
+                     number(l.errors, 0), target, {True: "✓", False: "✗", None: ""}[met]])
+    header = ["suite", "measurement", "load", "per second", "p50 ms", "p99 ms", "errors", "target", ""]
+    return markdown_table(header, rows, right={3, 4, 5, 6})
+
+
+def stages_table(stages: dict[str, list[bench_stages.Stage]]) -> str:
+    """The second table: the stages of one async task (median ms), a column per service measured."""
+    where = list(stages)
+    first = stages[where[0]]
+    by_name = {w: {stage.name: stage.ms for stage in stages[w]} for w in where}
+    rows = [[stage.name, stage.what, *(number(by_name[w].get(stage.name)) for w in where)] for stage in first]
+    return markdown_table(["stage", "from -> to", *(f"{w} ms" for w in where)], rows,
+                          right=set(range(2, 2 + len(where))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="client threads of the async measurements (default 8)")
     parser.add_argument("--suites", default="sync,async,capstone", help="which, comma-separated (default all three)")
     args = parser.parse_args(argv)
+    stages: dict[str, list[bench_stages.Stage]] = {}
     suites = {
         "sync": lambda: sync_suite(args.duration),
-        "async": lambda: async_suite(args.tasks, args.clients),
-        "capstone": lambda: capstone_suite(args.duration, args.tasks, args.clients),
+        "async": lambda: async_suite(args.tasks, args.clients, stages),
+        "capstone": lambda: capstone_suite(args.duration, args.tasks, args.clients, stages),
     }
     chosen = [name.strip() for name in args.suites.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(suites))
@@ -211,7 +284,15 @@ def main(argv: list[str] | None = None) -> int:
 sync and capstone /predict, /health: a closed loop of c connections (separate client processes, one TCP
 connection per request, {args.duration:.0f} s each). Async: n tasks submitted at once from c threads; per second
 = tasks from the first submit to the last SUCCESS; latency = submit -> SUCCESS (includes waiting in the queue).
-All on one machine: the clients share its cores with the servers. Whole run: {time.monotonic() - started:.0f} s.""")
+All on one machine: the clients share its cores with the servers. Targets (labkit/bench_targets.py): mostly
+ratios to another row of the same run, which carry over between machines better than absolute numbers.
+Whole run: {time.monotonic() - started:.0f} s.""")
+    if stages:
+        print()
+        print(stages_table(stages))
+        print(f"""
+One task at a time on an idle service, the median of {STAGE_SAMPLES} (labkit/bench_stages.py says how each stage
+is timed). Polling pays half a poll interval on average; ?wait= answers when the result is published.""")
     for failure in failed:
         print(f"FAILED {failure}", file=sys.stderr)
     return 1 if failed else 0

@@ -39,6 +39,11 @@ class Row:
     p50_ms: float
     p99_ms: float
 
+    @property
+    def key(self) -> str:
+        """The row's name for labkit.bench's targets."""
+        return "predict" if self.path.startswith("sync") else f"tasks:{self.processes}"
+
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):
     deadline = time.monotonic() + timeout
@@ -134,8 +139,9 @@ def measure_async(bench: Bench, processes: int, n: int, clients: int, expected=N
                1000 * percentile(latencies, 50), 1000 * percentile(latencies, 99))
 
 
-def run(n: int = 1000, clients: int = 8, processes: tuple[int, ...] = (1, 2), log=print) -> list[Row]:
-    """Measure the sync path and the async path with each worker size; returns the table's rows."""
+def run(n: int = 1000, clients: int = 8, processes: tuple[int, ...] = (1, 2), log=print, with_worker=None) -> list[Row]:
+    """Measure the sync path and the async path with each worker size; returns the table's rows.
+    `with_worker(bench, processes)`, if given, runs after each async measurement, its worker still up."""
     client = docker.from_env(timeout=300)
     run_id = new_run_id()
     bench = Bench(client, run_id)
@@ -151,6 +157,8 @@ def run(n: int = 1000, clients: int = 8, processes: tuple[int, ...] = (1, 2), lo
             worker = bench.start_worker(count, env)
             try:
                 rows.append(measure_async(bench, count, n, clients))
+                if with_worker:
+                    with_worker(bench, count)
             finally:
                 worker.remove(force=True)
     finally:

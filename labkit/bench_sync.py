@@ -1,12 +1,12 @@
 """Benchmark of lab 04's synchronous service: `python -m labkit.bench_sync` (make bench-sync).
 
 It builds and starts, on 127.0.0.1 ports:
-  - the lab's service (solutions/04-flask-serving, exercises/ in a student release: gunicorn, 2 sync workers), fast model, no cache;
+  - the lab's service (solutions/04-flask-serving, exercises/ in a student release: gunicorn, 2 workers x 4 threads), fast model, no cache;
   - the same image with the slow model (MODEL_DELAY_MS) behind memcached:1.6, for cache hit vs miss;
   - the lecture's Flask development server (labs/01-docker/lecture-server), a baseline;
-and drives them with locust in separate client processes (labkit.load; gunicorn's sync workers and
-the dev server close the connection after each answer, so every request opens its own connection,
-as `requests.post` without a session does). In the same run it measures the ceilings:
+and drives them with locust in separate client processes (labkit.load: a client keeps its connection
+where the server allows it, as gunicorn's threaded workers do; the dev server closes it after each
+answer, so there every request opens its own, as `requests.post` without a session does). In the same run it measures the ceilings:
 the same server's GET /health (the HTTP stack alone) and an in-process model.predict loop (the
 model alone). One table, ratios against the baselines, then every container is removed.
 """
@@ -202,7 +202,7 @@ LABELS = {
 
 
 def print_table(results, single_rate: float, rows_rate: float) -> None:
-    lines = ["", "lab 04 sync serving benchmark (2 gunicorn sync workers; client: separate processes, "
+    lines = ["", "lab 04 sync serving benchmark (gunicorn, 2 workers x 4 threads; client: separate processes, "
                  "locust, 127.0.0.1)", ""]
     lines.append(f"{'what':<44} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     names = LABELS

@@ -2,10 +2,13 @@
 import os
 
 bind = "0.0.0.0:8000"
-# Sync workers: /predict is CPU-bound and short, one request per process at a time is the fastest
-# way through it. WEB_CONCURRENCY is gunicorn's usual knob; 2 = the cores of a small machine.
+# One process per core (WEB_CONCURRENCY is gunicorn's usual knob; 2 = the cores of a small machine),
+# each with a few threads (gthread). Without a cache /predict is pure CPU and threads gain nothing;
+# with one, a sync worker would sit idle during every round trip to the cache server, while another
+# thread can use the core meanwhile. Threads also keep a client's connection alive between requests.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "sync"
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # The workers' heartbeat files in RAM: a container's overlay disk can stall them.
 worker_tmp_dir = "/dev/shm"
 accesslog = os.environ.get("ACCESS_LOG", "-") or None

@@ -12,12 +12,11 @@ import math
 import os
 from itertools import chain
 
-import numpy as np
-
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .cache import CacheError, cache_key, make_cache
+from .jsonio import OrjsonProvider
 from .model import load_model
 from .schema import description
 
@@ -54,14 +53,14 @@ def is_number(value) -> bool:
 
 
 def all_rows_valid(rows: list) -> bool:
-    """The same check as is_number on every value, in C loops: a 1,000-row batch in ~0.2 ms
-    instead of ~1 ms (4,000 Python calls of is_number)."""
-    if not all(type(row) is list and len(row) == 4 for row in rows):
-        return False
-    if not set(map(type, chain.from_iterable(rows))) <= {int, float}:  # no bool, str, None, list...
-        return False
+    """True only when every row is a list of 4 numbers that is_number accepts, checked on the whole
+    array in C loops (map, set, sum), with no Python code per row: a 1,000-row batch in ~0.1 ms
+    instead of ~1 ms for 4,000 calls of is_number. False may be wrong (a sum of huge finite
+    numbers overflows): the caller then checks row by row, which decides."""
     try:
-        return bool(np.isfinite(np.asarray(rows, dtype=np.float64)).all())
+        return (set(map(type, rows)) == {list} and set(map(len, rows)) == {4}
+                and set(map(type, chain.from_iterable(rows))) <= {int, float}  # no bool, str, None...
+                and math.isfinite(sum(chain.from_iterable(rows))))  # one NaN or infinity: not finite
     except OverflowError:  # an integer too big for a float
         return False
 
@@ -78,6 +77,7 @@ def validation_error(payload, max_rows: int) -> tuple[int, str] | None:
 def create_app(config: dict | None = None) -> Flask:
     """The application factory: one app with its own config, model and cache."""
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)  # request.get_json() and jsonify() through orjson: service/jsonio.py
     app.config.update(load_config(config))
     model = load_model(app.config["MODEL_DIR"] or None, app.config["MODEL_DELAY_MS"])
     cache = make_cache(app.config["CACHE_URL"], app.config["CACHE_TTL"], app.config["CACHE_TIMEOUT"])
