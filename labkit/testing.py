@@ -186,7 +186,11 @@ class ServingWait(WaitStrategy):
             try:
                 attempt.wait_until_ready(container)
                 return
-            except TimeoutError:
+            except (TimeoutError, ConnectionError) as error:
+                if isinstance(error, ConnectionError):
+                    # "Port mapping ... not available": the container exited since the reload above (the
+                    # next round reports its exit code), or its ports are not published yet.
+                    time.sleep(min(self.interval, 0.5))
                 if time.monotonic() > deadline:
                     raise Feedback(feedback(f"an HTTP answer on port {self.port} within {self.timeout:.0f}s",
                                    "no answer (is the server listening on 0.0.0.0:8000, not 127.0.0.1?)",
