@@ -132,6 +132,7 @@ class Load:
     failed: int = 0
     ok: int = 0
     errors: list = field(default_factory=list)
+    failed_at: list = field(default_factory=list)  # time.monotonic() at which each failed request was sent
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -142,6 +143,7 @@ class Load:
         with requests.Session() as session:
             while not self._stop.is_set() and self.sent < self.max_requests and time.monotonic() < deadline:
                 self.sent += 1
+                sent_at = time.monotonic()
                 try:
                     response = session.post(self.url, json=PREDICT, timeout=5)
                     ok = response.status_code == 200 and response.json().get("result") == [0, 2]
@@ -150,6 +152,7 @@ class Load:
                 self.ok += ok
                 if not ok:
                     self.failed += 1
+                    self.failed_at.append(sent_at)
                     self.errors.append(str(getattr(response, "status_code", response))[:120])
                 time.sleep(0.02)  # pacing, not readiness: ~50 requests/s keeps the machine responsive
 
@@ -160,6 +163,10 @@ class Load:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def failed_after(self, moment: float) -> int:
+        """Failed requests sent after `moment` (time.monotonic())."""
+        return sum(sent_at > moment for sent_at in self.failed_at)
 
     def summary(self) -> str:
         return f"{self.sent} requests sent, {self.failed} failed" + (

@@ -235,8 +235,9 @@ def test_a_killed_replica_is_replaced_while_requests_keep_succeeding(stack, imag
     """A killed replica is replaced within 30 s, and requests through the gateway keep succeeding.
 
     True of a correct submission: after SIGKILL to one api task container, a new replica runs within
-    30 s (REPLACE_SECONDS), no request through the gateway fails meanwhile, and api replicas served
-    every answer.
+    30 s (REPLACE_SECONDS), no request sent through the gateway after the kill fails, and api replicas
+    served every answer. The one request in flight at the kill may be cut: no gateway can finish an
+    answer its replica died in the middle of (seen once under load: IncompleteRead, 1 of 59).
     """
     assert converge(stack, images["1"], CONVERGE_SECONDS), feedback(f"{stack.replicas} running replicas",
                                                                     str(stack.running_images()))
@@ -244,16 +245,18 @@ def test_a_killed_replica_is_replaced_while_requests_keep_succeeding(stack, imag
     label = {"label": f"com.docker.swarm.service.name={stack.name}_api"}
     victim = docker_client.containers.list(filters=label)[0]
     since = time.time() - 1
-    with Load(stack.url()) as load:
+    with Load(stack.url()) as load:  # one client: at most one request is in flight at the kill
         victim.kill()
+        killed_at = time.monotonic()  # after SIGKILL: a request sent later never met the dying replica
         replaced = wait_until(lambda: victim.id not in {c.id for c in docker_client.containers.list(filters=label)}
                               and converge(stack, images["1"], 0), REPLACE_SECONDS)
         wait_until(lambda: load.sent >= 50, 10)
     print(f"replica kill: {load.summary()}")
     assert replaced, feedback(f"a new replica running within {REPLACE_SECONDS} s (restart_policy)",
                               f"running: {stack.running_images()}; tasks:\n    {stack.task_errors()}")
-    assert load.failed == 0, feedback("every request through the gateway to succeed while a replica dies",
-                                      load.summary())
+    assert load.failed_after(killed_at) == 0 and load.failed <= 1, feedback(
+        "every request sent through the gateway after the kill to succeed (restart policy, more than one replica)",
+        load.summary())
     served_everything(stack, load, since)
 
 
