@@ -54,9 +54,14 @@ def install_layers(client: docker.DockerClient, image: str, distributions: set[s
     order: list[str] = []
     with tarfile.open(fileobj=stream, mode="r|") as saved:
         for member in saved:
-            if member.name.endswith("/layer.tar"):
-                with tarfile.open(fileobj=saved.extractfile(member), mode="r|") as layer:
-                    names = {normalise(m.group(1)) for m in map(INSTALLED.search, (e.name for e in layer)) if m}
+            # Engine < 25 saves <id>/layer.tar; Engine 25+ an OCI layout, whose layers are blobs/sha256/<digest>
+            # among the JSON blobs (config, manifests); manifest.json names the layers either way.
+            if member.isfile() and (member.name.endswith("/layer.tar") or member.name.startswith("blobs/")):
+                try:
+                    with tarfile.open(fileobj=saved.extractfile(member), mode="r|") as layer:
+                        names = {normalise(m.group(1)) for m in map(INSTALLED.search, (e.name for e in layer)) if m}
+                except tarfile.ReadError:
+                    continue  # a JSON blob, not a layer
                 found[member.name] = names & wanted
             elif member.name == "manifest.json":
                 order = json.load(saved.extractfile(member))[0]["Layers"]
