@@ -124,9 +124,12 @@ def test_an_api_replica_killed_under_load_fails_at_most_1_percent(capstone, repo
 def test_fuzzing_predict_and_tasks_from_openapi_finds_no_5xx(capstone, report):
     """schemathesis, driven by /openapi.json, sends generated and malformed requests: no 5xx, no crash."""
     schemathesis = Path(sys.executable).with_name("schemathesis")
+    # One worker: with two threads, hypothesis' lambda descriptions call ast.parse at once, and CPython
+    # 3.11 raised "SystemError: AST constructor recursion depth mismatch" inside schemathesis (make
+    # chaos: 298 of 298 cases passed, exit code 1 for that Runtime Error).
     result = subprocess.run(
         [str(schemathesis), "run", f"{capstone.base}/openapi.json", "--checks", "not_a_server_error",
-         "--phases", "examples,coverage,fuzzing", "--workers", "2", "--include-path-regex", "^/(predict|tasks)",
+         "--phases", "examples,coverage,fuzzing", "--workers", "1", "--include-path-regex", "^/(predict|tasks)",
          "--max-examples", "100" if FULL else "25", "--no-color"],
         capture_output=True, text=True, timeout=600)
     summary = [line for line in result.stdout.splitlines() if "generated" in line or "passed" in line]
