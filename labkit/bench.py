@@ -281,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(lines))
     print(f"""
-sync and capstone /predict, /health: a closed loop of c connections (separate client processes, one TCP
-connection per request, {args.duration:.0f} s each). Async: n tasks submitted at once from c threads; per second
+sync and capstone /predict, /health: a closed loop of c locust users (labkit.load, separate client processes;
+a connection is kept where the server keeps it, {args.duration:.0f} s each). Async: n tasks submitted at once from c threads; per second
 = tasks from the first submit to the last SUCCESS; latency = submit -> SUCCESS (includes waiting in the queue).
 All on one machine: the clients share its cores with the servers. Targets (labkit/bench_targets.py): mostly
 ratios to another row of the same run, which carry over between machines better than absolute numbers.
