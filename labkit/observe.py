@@ -58,7 +58,8 @@ def install_layers(client: docker.DockerClient, image: str, distributions: set[s
             # among the JSON blobs (config, manifests); manifest.json names the layers either way.
             if member.isfile() and (member.name.endswith("/layer.tar") or member.name.startswith("blobs/")):
                 try:
-                    with tarfile.open(fileobj=saved.extractfile(member), mode="r|") as layer:
+                    # "r|*": the containerd image store saves its layers gzip-compressed
+                    with tarfile.open(fileobj=saved.extractfile(member), mode="r|*") as layer:
                         names = {normalise(m.group(1)) for m in map(INSTALLED.search, (e.name for e in layer)) if m}
                 except tarfile.ReadError:
                     continue  # a JSON blob, not a layer
