@@ -108,6 +108,25 @@ def release_api_description(check: bool) -> list[str]:
     return openapi.sync(check)
 
 
+# Given modules a worked example shares with its exercise: one source, a copy in the example's folder
+# (each lab folder stays a self-contained build context).
+SHARED_COPIES = {"labs/05-celery/publisher.py": "solutions/05-celery/publisher.py"}
+
+
+def release_shared_copies(check: bool) -> list[str]:
+    """Refresh (or, with check, only compare) the copies of SHARED_COPIES; returns the problems."""
+    problems = []
+    for copy, source in SHARED_COPIES.items():
+        wanted = (ROOT / source).read_bytes()
+        if (ROOT / copy).exists() and (ROOT / copy).read_bytes() == wanted:
+            continue
+        if check:
+            problems.append(f"{copy} is not a copy of {source}; edit the source and run 'make release'")
+        else:
+            (ROOT / copy).write_bytes(wanted)
+    return problems
+
+
 def release(check: bool = False) -> int:
     if not locked_files_ok(check):
         return 1
@@ -121,6 +140,10 @@ def release(check: bool = False) -> int:
     for problem in api_problems:
         print(f"release: {problem}", file=sys.stderr)
     problems += api_problems
+    copy_problems = release_shared_copies(check)
+    for problem in copy_problems:
+        print(f"release: {problem}", file=sys.stderr)
+    problems += copy_problems
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "exercises"
         try:

@@ -69,3 +69,24 @@ def test_release_check_fails_when_a_labs_requirements_differ_from_the_lock(tmp_p
     assert release(check=True) == 1
     assert "solutions/05-celery/requirements.txt" in capsys.readouterr().out
     assert edited.read_text() != pinned  # --check only reports
+
+
+def test_the_shared_given_modules_are_copies_of_their_source():
+    from labkit.release import release_shared_copies
+
+    assert release_shared_copies(check=True) == []
+
+
+def test_release_check_names_a_shared_copy_edited_by_hand(tmp_path, monkeypatch):
+    from labkit import release as release_module
+
+    (tmp_path / "source.py").write_text("ONE = 1\n")
+    (tmp_path / "copy.py").write_text("ONE = 2\n")
+    monkeypatch.setattr(release_module, "ROOT", tmp_path)
+    monkeypatch.setattr(release_module, "SHARED_COPIES", {"copy.py": "source.py"})
+
+    assert release_module.release_shared_copies(check=True) == [
+        "copy.py is not a copy of source.py; edit the source and run 'make release'"]
+    assert (tmp_path / "copy.py").read_text() == "ONE = 2\n"  # --check only reports
+    assert release_module.release_shared_copies(check=False) == []
+    assert (tmp_path / "copy.py").read_text() == "ONE = 1\n"

@@ -16,52 +16,17 @@ import json
 import uuid
 
 import redis
-from celery.backends.redis import RedisBackend
-from celery.exceptions import TimeoutError as ResultTimeout
-from celery.result import AsyncResult
 from celery.states import READY_STATES
 from flask import Flask, jsonify, request
 from kombu.exceptions import OperationalError
 
 from model import MAX_ROWS, validation_error
+from publisher import configure_publisher, wait_for_result, wait_seconds
 from schema import description
 from tasks import app as celery_app
 from tasks import predict, store
 
 ISSUED_KEY = "api:issued"  # a Redis set of every task id this API has handed out
-MAX_WAIT = 20.0  # seconds a GET /tasks/<id>?wait=<seconds> may hold its request
-
-
-class PublishOnlyRedisBackend(RedisBackend):
-    """Celery's Redis result backend, less one habit: publishing a task does not subscribe to its
-    result message. Celery subscribes so that a later .get() cannot miss the result; this API never
-    .get()s at publish time (GET ?wait= subscribes itself, then reads the stored state), so each of
-    those subscriptions only piles up: a SUBSCRIBE per task, and a result message that Redis writes
-    to a socket nobody reads, until Redis drops the connection for its full output buffer."""
-
-    def on_task_call(self, producer, task_id):
-        return None
-
-
-def wait_seconds(value: str | None) -> float:
-    """?wait=<seconds>: a number up to MAX_WAIT; anything else (absent, 0, junk) means "answer at once"."""
-    try:
-        seconds = float(value or 0)
-    except ValueError:
-        return 0.0
-    return min(seconds, MAX_WAIT) if seconds > 0 else 0.0  # NaN > 0 is False
-
-
-def wait_for_result(task_id: str, seconds: float) -> dict:
-    """The task's stored state and result, after waiting up to `seconds` for it to finish.
-
-    AsyncResult.get() subscribes to the result backend's message for this task (Redis pub/sub), so
-    it returns the moment the worker stores the result: no polling, and no load while it waits."""
-    try:
-        AsyncResult(task_id, app=celery_app).get(timeout=seconds, propagate=False)
-    except ResultTimeout:
-        pass  # not finished yet: answer its current state
-    return celery_app.backend.get_task_meta(task_id)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -69,21 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=1024 * 1024)
     app.config.update(config or {})
-    # The API only publishes: when the broker is down it must answer 503 at once, not retry for
-    # seconds while the client waits (kombu otherwise retries the connection before giving up).
-    celery_app.conf.broker_connection_timeout = 2
-    celery_app.conf.broker_transport_options = {
-        **celery_app.conf.broker_transport_options,
-        "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
-    }
-    # redis:// results through PublishOnlyRedisBackend (set before the app first uses its backend).
-    celery_app.loader.override_backends = {"redis": f"{__name__}:PublishOnlyRedisBackend"}
-    # Reading results from Redis: fail fast when it is down (by default 20 reconnects, 1 s apart).
-    celery_app.conf.redis_socket_connect_timeout = 2
-    celery_app.conf.redis_socket_timeout = 5
-    celery_app.conf.result_backend_transport_options = {
-        "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
-    }
+    configure_publisher(celery_app)  # fail fast when the broker or the store is down
 
     @app.post("/tasks")
     def submit():
@@ -119,7 +70,7 @@ def create_app(config: dict | None = None) -> Flask:
         # TODO: and answer 200 {"task_id", "status": its state, "result": the result when SUCCESS, else null}.
         # TODO: Redis unreachable -> 503.
         # TODO: Optional (not graded): with ?wait=<seconds> (wait_seconds(request.args.get("wait"))), a task
-        # TODO: not yet in READY_STATES is waited for with wait_for_result(task_id, seconds): no polling.
+        # TODO: not yet in READY_STATES is waited for with wait_for_result(celery_app, task_id, seconds): no polling.
         try:
             if not store().sismember(ISSUED_KEY, task_id):
                 return jsonify(error=f"no task with id {task_id}"), 404
@@ -127,7 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
             meta = celery_app.backend.get_task_meta(task_id)
             wait = wait_seconds(request.args.get("wait"))
             if wait and meta["status"] not in READY_STATES:
-                meta = wait_for_result(task_id, wait)  # answered when the result is stored
+                meta = wait_for_result(celery_app, task_id, wait)  # answered when the result is stored
             state = meta["status"]
             result = meta["result"] if state == "SUCCESS" else None
         except (redis.RedisError, OSError) as failure:
