@@ -151,12 +151,17 @@ class Load:
                 if message.get("final"):
                     self._finals[n] = message
 
-    def wait_for(self, sent: int, timeout: float = 60) -> bool:
-        """Wait until `sent` requests were answered (or failed), at most `timeout` seconds."""
+    def wait_for(self, count: int, timeout: float = 60, status: int | str | None = None) -> bool:
+        """Wait until `count` requests were answered (or failed), or, given `status`, answered with that
+        status; at most `timeout` seconds. (The children report with a lag: a server may already have
+        answered more than `sent` says, so "N more after a change" is best asked by its status.)"""
+        def seen() -> int:
+            return self.sent if status is None else self.statuses[status]
+
         deadline = time.monotonic() + timeout
-        while self.sent < sent and time.monotonic() < deadline and self.running:
+        while seen() < count and time.monotonic() < deadline and self.running:
             time.sleep(0.05)
-        return self.sent >= sent
+        return seen() >= count
 
     @property
     def running(self) -> bool:
