@@ -14,6 +14,7 @@ the median of each stage. The stages come from four clocks on the one machine:
     run            STARTED -> date_done (the task body: the model)
     store result   date_done -> SUCCESS published (SET + PUBLISH on the result backend)
     read result    GET /tasks/<id> sent -> answered, once SUCCESS is stored
+    end to end     POST /tasks sent -> that answer: a task's latency when it waits behind no other
 "run" and "store result" split at date_done, the worker's clock, while STARTED and SUCCESS are stamped
 when the subscriber (this process) receives them: on a busy machine that lag can exceed the task's
 0.3 ms and make "run" negative; their sum is exact. And, end to end, what a client sees: polling GET /tasks/<id> every POLL_SECONDS, against one
@@ -126,7 +127,8 @@ def measure(target, samples: int = 30) -> list[Stage]:
     session = requests.Session()
     published = Published(target.store)
     stages: dict[str, list[float | None]] = {name: [] for name in
-                                             ("enqueue", "wait in queue", "run", "store result", "read result")}
+                                             ("enqueue", "wait in queue", "run", "store result", "read result",
+                                              "end to end")}
     try:
         for _ in range(3):  # warm-up: connections, the worker's first task
             submit(session, target.base)
@@ -141,7 +143,9 @@ def measure(target, samples: int = 30) -> list[Stage]:
             stages["wait in queue"].append(None if started is None else started - answered)
             stages["run"].append(None if started is None else done - started)
             stages["store result"].append(succeeded - done)
-            stages["read result"].append(time.time() - read_from)
+            read = time.time()
+            stages["read result"].append(read - read_from)
+            stages["end to end"].append(read - sent)
         polled = [result_in_hand(session, target.base, wait=False) for _ in range(samples)]
         waited = [result_in_hand(session, target.base, wait=True) for _ in range(samples)]
     finally:
@@ -153,6 +157,7 @@ def measure(target, samples: int = 30) -> list[Stage]:
         "run": "STARTED -> date_done (the task: the model)",
         "store result": "date_done -> SUCCESS published (SET + PUBLISH)",
         "read result": "GET /tasks/<id> -> 200 SUCCESS",
+        "end to end": "POST /tasks sent -> result read (one task, no queue)",
     }
     rows = [Stage(name, described[name], median_ms(values)) for name, values in stages.items()]
     task = f"a {CLIENT_TASK_DELAY * 1000:.0f} ms task"

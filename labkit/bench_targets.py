@@ -60,7 +60,12 @@ TARGETS: dict[str, tuple[Goal, ...]] = {
     ),
     "async:tasks:2": (
         Goal("≥ 600 tasks/s", rate("async:tasks:2"), "/s", at_least=600),
-        Goal("p50 ≤ 50 ms", lambda rows: rows["async:tasks:2"].p50_ms, "ms", at_most=50),
+    ),
+    # The latency target on a task that waits behind no other: in a burst of n tasks (the row above)
+    # the median task waits behind n/2, so that p50 is at least n/2 / tasks per second (833 ms for
+    # 1,000 tasks at 600/s): it measures the queue's length, not the service.
+    "async:one-task": (
+        Goal("p50 ≤ 50 ms", lambda rows: rows["async:one-task"].p50_ms, "ms", at_most=50),
     ),
     "capstone:hit:c=8": (
         Goal("≥ MISS", ratio("capstone:hit:c=8", "capstone:miss:c=8"), "%", at_least=1.0),

@@ -18,10 +18,16 @@ def test_a_row_that_meets_every_goal_is_ticked_and_shows_its_ratios():
 
 
 def test_one_missed_goal_crosses_the_row():
-    rows = {"async:tasks:2": row(700, p50_ms=80)}  # fast enough, but its median latency is too long
-    text, met = judge("async:tasks:2", rows)
+    rows = {"capstone:hit:c=8": row(900), "capstone:miss:c=8": row(800), "capstone:health:c=8": row(1500)}
+    text, met = judge("capstone:hit:c=8", rows)  # faster than MISS, but only 60 % of /health
     assert met is False
-    assert "80 ms" in text
+    assert "60%" in text
+
+
+def test_the_latency_target_judges_one_task_without_a_queue():
+    assert judge("async:one-task", {"async:one-task": row(50, p50_ms=20)})[1] is True
+    text, met = judge("async:one-task", {"async:one-task": row(12, p50_ms=80)})
+    assert met is False and "80 ms" in text
 
 
 def test_a_row_whose_baseline_was_not_measured_is_neither_ticked_nor_crossed():
@@ -35,5 +41,6 @@ def test_rows_without_a_target_get_an_empty_cell():
 
 
 def test_every_target_names_rows_the_bench_produces():
-    known = {"sync:predict:c=8", "sync:batch:c=8", "async:tasks:2", "capstone:hit:c=8", "capstone:tasks"}
+    known = {"sync:predict:c=8", "sync:batch:c=8", "async:tasks:2", "async:one-task", "capstone:hit:c=8",
+             "capstone:tasks"}
     assert set(TARGETS) == known
