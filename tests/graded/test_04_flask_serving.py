@@ -369,6 +369,27 @@ def expect(api: LabContainer, text: str, wanted: str | None, what: str, result: 
     return got
 
 
+# A MISS stores its answer, but the store may not be readable yet when the next request asks:
+# pymemcache's set() does not wait for memcached's reply (default_noreply=True, also the reference's),
+# and the next request may reach another gunicorn worker, on another connection. On a loaded machine
+# that lost a HIT once in a corpus run. So the first repeat of a request is asked up to HIT_TRIES times,
+# HIT_RETRY_SECONDS apart; the checks that follow it (other spacing, key order) get one try each.
+HIT_TRIES = 3
+HIT_RETRY_SECONDS = 0.2
+
+
+def expect_hit(api: LabContainer, text: str, what: str, result: list | None = None) -> list:
+    """expect(api, text, "HIT", ...) for the first repeat after a MISS, with HIT_TRIES tries."""
+    for attempt in range(1, HIT_TRIES + 1):
+        try:
+            return expect(api, text, "HIT", what, result)
+        except Feedback:
+            if attempt == HIT_TRIES:
+                raise
+            time.sleep(HIT_RETRY_SECONDS)
+    raise AssertionError("unreachable")
+
+
 def compact(rows) -> str:
     return json.dumps({"data": rows, "client": "grader"}, separators=(",", ":"))
 
@@ -383,15 +404,16 @@ def test_identical_requests_hit_the_cache(kind, api_cached):
     """The same data is a cache HIT (any spacing, key order), new data a MISS.
 
     True for a correct submission, on memcached and on redis alike, for requests of 1 to 40 rows:
-    the first request of new rows is a MISS, the same rows again (other JSON spacing and key order,
-    and again) are a HIT with the same predictions, and rows with one value changed are a MISS."""
+    the first request of new rows is a MISS, the same rows again are a HIT with the same predictions
+    (at once, or within HIT_TRIES tries: the MISS's store may still be on its way), so are they with
+    other JSON spacing and key order, and rows with one value changed are a MISS."""
     api = api_cached[kind]
     for size in CACHE_BATCH_SIZES:
         rows = POOL.take(size)
         label = f"{size} new row(s), {kind} cache"
         first = expect(api, compact(rows), "MISS", f"a first request of {label}")
+        expect_hit(api, compact(rows), f"the same {label} again", first)
         expect(api, spaced(rows), "HIT", f"the same {label}, other spacing and key order", first)
-        expect(api, compact(rows), "HIT", f"the same {label} a third time", first)
     changed = [row[:] for row in rows]
     changed[-1] = POOL.take(1)[0]
     expect(api, compact(changed), "MISS", f"the same rows with the last one changed ({kind} cache)")
@@ -412,10 +434,14 @@ def test_the_cache_key_includes_the_model_version(kind, api_cached, retrained_im
     steps = [("the old model, a new request", old, "MISS"), ("the old model, again", old, "HIT"),
              ("the new model version, the same request", new, "MISS"), ("the new model, again", new, "HIT")]
     for what, api, wanted in steps:
+        what = f"{what} (both containers share one {kind})"
+        if wanted == "HIT":
+            expect_hit(api, compact(rows), what)
+            continue
         response = post_raw(api, compact(rows))
         hint = "; put the model version (model.version) into cache_key" if "new model version" in what else ""
         assert response.status_code == 200 and response.headers.get("X-Cache") == wanted, feedback(
-            f"X-Cache: {wanted} for {what} (both containers share one {kind})", answer(response) + hint)
+            f"X-Cache: {wanted} for {what}", answer(response) + hint)
 
 
 @pytest.mark.points(1)
@@ -467,8 +493,9 @@ def test_a_down_cache_is_bypassed_quickly(kind, image, network, name, run_id, st
         api = started(image, f"{kind}-down", CACHE_URL=cache_url(kind, host=address_on(cache, network)))
         container = api.get_wrapped_container()
         rows = POOL.take(3)
-        for wanted in ("MISS", "HIT"):  # the cache works before it goes away
-            first = expect(api, compact(rows), wanted, f"a request while {kind} is up")
+        # The cache works before it goes away.
+        first = expect(api, compact(rows), "MISS", f"a request while {kind} is up")
+        expect_hit(api, compact(rows), f"the same request again while {kind} is up", first)
         for state, act in (("hung (paused)", lambda c: c.pause()), ("gone (stopped)", lambda c: (c.unpause(), c.kill()))):
             act(cache.get_wrapped_container())
             wanted = f"HTTP 200 with X-Cache: BYPASS and a prediction per row with {kind} {state}"
