@@ -89,13 +89,27 @@ def remove_labelled(client: docker.DockerClient, run_id: str | None = None) -> l
     for volume in things["volume"]:
         attempt(f"volume {volume.name}", lambda v=volume: v.remove(force=True))
     for number, image in enumerate(things["image"]):
-        keep_build_layers(client, image, f"{LAYERS}:{run_of(image)}-{number}".lower())
+        # An image built FROM another of the run's images (lab 04's retrained model) has parents that
+        # inherit the run's label: no cache for anyone else, so they go with it (kept, one of them was
+        # tagged as build layers with the label still on it, and clean --check called it left behind).
+        derived = built_on_own_image(client, image)
+        if not derived:
+            keep_build_layers(client, image, f"{LAYERS}:{run_of(image)}-{number}".lower())
         for tag in image.tags or [image.id]:
-            attempt(f"image {tag}", lambda t=tag: client.images.remove(t, force=True, noprune=True))
+            attempt(f"image {tag}", lambda t=tag: client.images.remove(t, force=True, noprune=not derived))
     for image in (i for i in things["layers"] if finished(layers_run(i))):  # a finished run's (labkit clean)
         for tag in (t for t in image.tags if t.startswith(f"{LAYERS}:")):  # never another tag of the image
             attempt(f"build layers {tag}", lambda t=tag: client.images.remove(t, noprune=False))
     return removed
+
+
+def built_on_own_image(client: docker.DockerClient, image) -> bool:
+    """Whether an image's parent carries the same run's label (a build FROM one of the run's images)."""
+    parent = image.attrs.get("Parent") or image.attrs.get("ParentId")
+    try:
+        return bool(parent) and (client.images.get(parent).labels or {}).get(RUN_LABEL) == run_of(image)
+    except (NotFound, APIError):
+        return False
 
 
 def keep_build_layers(client: docker.DockerClient, image, tag: str) -> None:
@@ -121,9 +135,21 @@ def find_owned(client: docker.DockerClient, run_id: str | None) -> dict[str, lis
         "container": mine(client.containers.list(all=True, ignore_removed=True), lambda c: c.labels),
         "network": mine(client.networks.list(greedy=False)),
         "volume": mine(client.volumes.list()),
-        "image": mine(client.images.list(filters={"label": RUN_LABEL}), lambda i: i.labels),
-        "layers": [i for i in client.images.list(name=LAYERS) if run_id is None or layers_run(i) == run_id],
+        "image": mine(images(client, filters={"label": RUN_LABEL}), lambda i: i.labels),
+        "layers": [i for i in images(client, name=LAYERS) if run_id is None or layers_run(i) == run_id],
     }
+
+
+def images(client: docker.DockerClient, **query) -> list:
+    """client.images.list(**query), less the images another run removes between the list and their
+    inspection (a shared engine: `make clean` ran into a 404 while a grading run cleaned up)."""
+    found = []
+    for summary in client.api.images(**query):
+        try:
+            found.append(client.images.get(summary["Id"]))
+        except NotFound:
+            pass
+    return found
 
 
 def layers_run(image) -> str:

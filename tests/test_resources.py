@@ -81,6 +81,35 @@ def test_clean_leaves_another_tag_of_a_cached_layer_alone(client):
         remove_tags(client, alias, f"{LAYERS}:{run}-0")
 
 
+@pytest.mark.parametrize("order", ["newest first", "oldest first"])
+def test_an_image_built_from_another_of_the_run_leaves_no_labelled_layer(client, monkeypatch, capsys, order):
+    """Lab 04 builds its retrained image FROM the graded one, so its parents inherit the run's label.
+    Once the run has ended, no image of it may be left listed (clean --check says "left behind"),
+    whichever order the engine lists them in; `labkit clean` then removes the rest."""
+    from labkit import resources
+
+    token = secrets.token_hex(4)
+    run, tag = f"999999999-{token}", f"labkit-test-first:{token}"
+    first = build(client, [f"RUN echo first-{token} > /first"], labels={RUN_LABEL: run}, tag=tag)
+    second, _ = client.images.build(fileobj=io.BytesIO(f"FROM {first}\nRUN echo second > /second\n".encode()),
+                                    labels={RUN_LABEL: run}, rm=True, forcerm=True)
+    listed = resources.find_owned
+    monkeypatch.setattr(resources, "find_owned", lambda c, r: {**(owned := listed(c, r)), "image": sorted(
+        owned["image"], key=lambda i: i.attrs["Created"], reverse=order == "newest first")})
+    try:
+        remove_labelled(client, run)  # the run's end
+        assert not exists(client, second.id)
+        assert client.images.list(filters={"label": f"{RUN_LABEL}={run}"}) == []
+        leftovers()
+        assert not [line for line in capsys.readouterr().out.splitlines() if "left behind" in line and run in line]
+
+        remove_labelled(client, run)  # `labkit clean`
+        assert not exists(client, first)
+    finally:
+        for image in client.images.list(all=True, filters={"label": f"{RUN_LABEL}={run}"}):
+            client.images.remove(image.id, force=True)
+
+
 def test_a_free_port_is_bindable_and_outside_the_ephemeral_range():
     """free_port() gives a port nothing listens on, below the OS's ephemeral ports (an outgoing
     connection cannot take it between a stack's `down` and `up`)."""
