@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from pathlib import Path
 
 import docker
 from docker.errors import APIError, NotFound
@@ -25,7 +26,29 @@ LAYERS = "labkit-layers"  # the repository under which a run's build layers wait
 
 
 def new_run_id() -> str:
-    return f"{os.getpid()}-{secrets.token_hex(3)}"
+    """<pid>-s<its start time>-<random>: `labkit clean` tells a finished run by its process, and the start
+    time tells that process from a later one with the same pid (a reused pid; or a run inside a container,
+    e.g. `make compat`, whose pid names an unrelated process on the host)."""
+    pid = os.getpid()
+    return f"{pid}-s{base36(process_start(pid) or 0)}-{secrets.token_hex(3)}"  # base 36: names stay short
+
+
+def base36(number: int) -> str:
+    digits = ""
+    while True:
+        number, digit = divmod(number, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+        if not number:
+            return digits
+
+
+def process_start(pid: int) -> int | None:
+    """When a process started, in clock ticks since boot (/proc/<pid>/stat); None without /proc (macOS)."""
+    try:
+        after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(after_name[19])  # field 22, starttime; the split began at field 3
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def unique_name(run_id: str, *parts: str) -> str:
@@ -177,15 +200,20 @@ def run_of(obj) -> str:
 
 
 def finished(run_id: str) -> bool:
-    """Whether the pytest process of a run (its id starts with the pid) has ended."""
-    pids = [part for part in run_id.split("-") if part.isdigit()]
+    """Whether the pytest process of a run (its id starts with the pid, then s<start time>) has ended."""
+    parts = run_id.split("-")
+    at = next((n for n, part in enumerate(parts) if part.isdigit()), None)
     try:
-        os.kill(int(pids[0]), 0)
-    except (IndexError, ValueError, ProcessLookupError):
+        pid = int(parts[at])
+        os.kill(pid, 0)
+    except (TypeError, ValueError, ProcessLookupError):
         return True
     except PermissionError:
-        return False
-    return False
+        pass
+    stamp = parts[at + 1] if at + 1 < len(parts) else ""
+    started = int(stamp[1:], 36) if stamp[:1] == "s" and stamp[1:].isalnum() else 0
+    now = process_start(pid) if started else None
+    return now is not None and now != started  # another process has that pid now
 
 
 def leftovers() -> int:

@@ -6,7 +6,8 @@ import socket
 import docker
 import pytest
 
-from labkit.resources import LAYERS, PORT_RANGE, RUN_LABEL, free_port, leftovers, remove_labelled
+from labkit.resources import (LAYERS, PORT_RANGE, RUN_LABEL, base36, finished, free_port, leftovers,
+                              new_run_id, process_start, remove_labelled)
 
 BASE = "debian:bookworm-slim"
 
@@ -118,3 +119,17 @@ def test_a_free_port_is_bindable_and_outside_the_ephemeral_range():
     assert len(ports) > 1  # random, not the same one for every caller
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", ports.pop()))
+
+
+def test_a_run_is_finished_when_its_process_is_gone_or_its_pid_names_another_process():
+    import os
+
+    assert not finished(new_run_id()), "this process is running"
+    assert not finished(f"bench-{new_run_id()}-test-03-swarm-stack-1"), "a prefix and a suffix, as in names"
+    assert finished(f"999999999-s1-{secrets.token_hex(3)}"), "no such process"
+    if process_start(os.getpid()) is None:
+        pytest.skip("no /proc here: a reused pid cannot be told")
+    # pid 1 lives, but started before this process: an id naming pid 1 with our start is another process.
+    assert finished(f"1-s{base36(process_start(os.getpid()))}-{secrets.token_hex(3)}")
+    assert not finished(f"1-s{base36(process_start(1))}-{secrets.token_hex(3)}")
+    assert not finished(f"{os.getpid()}-{secrets.token_hex(3)}"), "an id without a start time: the pid decides"
