@@ -95,6 +95,7 @@ class Cluster:
     gateway_port: int = GATEWAY_PORT
     flower_port: int = FLOWER_PORT
     labels: dict[str, str] = field(default_factory=dict)  # on every node, volume and the network (a test run's)
+    gateway_on_every_node: bool = False  # workers publish their port 8000 too (a grader reaches any node's)
 
     @property
     def network(self) -> str:
@@ -103,6 +104,9 @@ class Cluster:
     def node_name(self, index: int) -> str:
         return f"{self.prefix}-{index}"
 
+    def node_names(self) -> list[str]:
+        return [self.node_name(i) for i in range(1, self.nodes + 1)]
+
     # ---- the machines ----------------------------------------------------------------------------
 
     def node(self, index: int, subnet: ipaddress.IPv4Network | None = None) -> Node:
@@ -110,9 +114,10 @@ class Cluster:
         run_args = ["--label", f"{CLUSTER_LABEL}={self.prefix}"]
         if subnet is not None:
             run_args += ["--ip", address(subnet, index)]
-        if index == 1:
-            for port, target in ((self.api_port, 2375), (self.gateway_port, 8000), (self.flower_port, 5555)):
-                run_args += ["-p", f"127.0.0.1:{port or ''}:{target}"]
+        published = ((self.api_port, 2375), (self.gateway_port, 8000), (self.flower_port, 5555)) if index == 1 \
+            else ((0, 8000),) if self.gateway_on_every_node else ()
+        for port, target in published:
+            run_args += ["-p", f"127.0.0.1:{port or ''}:{target}"]
         return Node(self.node_name(index), self.suite, network=self.network, run_args=run_args,
                     command=MANAGER_DOCKERD if index == 1 else [], labels=self.labels)
 
@@ -175,9 +180,9 @@ Reach the manager with the docker CLI:
   docker exec -it {self.manager.name} docker node ls   # or from inside the manager
 Stop it with: make cluster-down""")
 
-    def published(self, target: int) -> int:
-        """The host port (on 127.0.0.1) where the manager publishes its port `target`."""
-        out = ok(docker("port", self.node_name(1), f"{target}/tcp"), f"docker port {self.node_name(1)}")
+    def published(self, target: int, index: int = 1) -> int:
+        """The host port (on 127.0.0.1) where node `index` (1: the manager) publishes its port `target`."""
+        out = ok(docker("port", self.node_name(index), f"{target}/tcp"), f"docker port {self.node_name(index)}")
         return int(out.splitlines()[0].rsplit(":", 1)[-1])
 
     def docker_host(self) -> str:
@@ -218,7 +223,7 @@ Stop it with: make cluster-down""")
     def wait_ready(self, timeout: float, names: list[str] | None = None) -> None:
         """Poll `docker node ls` until every node is Ready; Down leftovers of a node that joined again (a new
         ID under the same name) or of a node no longer in the cluster are removed."""
-        names = names or [self.node_name(i) for i in range(1, self.nodes + 1)]
+        names = names or self.node_names()
         deadline = time.monotonic() + timeout
         while True:
             table = self.node_table()

@@ -82,7 +82,8 @@ def start_rabbitmq(run_id: str, name: str, network: Network) -> LabContainer:
     def listening():
         if exited(box) is not None:
             raise Feedback(feedback("RabbitMQ to start", "it exited", box.get_wrapped_container()))
-        return box.exec(["rabbitmq-diagnostics", "-q", "check_port_listener", "5672"]).exit_code == 0
+        # A TCP connect to AMQP's port: what `rabbitmq-diagnostics check_port_listener` says, minus its ~1 s of CPU.
+        return box.exec(["bash", "-c", "</dev/tcp/127.0.0.1/5672"]).exit_code == 0
 
     if not wait_until(listening, 90, interval=0.5):
         raise Feedback(feedback("RabbitMQ to listen on 5672 within 90 s", "it did not", box.get_wrapped_container()))

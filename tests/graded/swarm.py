@@ -1,10 +1,12 @@
-"""A single-node swarm and stacks for the swarm lab's graded tests, driven through the docker CLI the
-way a student drives it (`docker stack deploy`), with every wait bounded."""
+"""Swarms and stacks for the swarm lab's graded tests, driven through the docker CLI the way a student
+drives it (`docker stack deploy`), with every wait bounded: on this machine's engine (a single-node
+swarm), or on a cluster of engines in containers (`labkit.cluster`), reached through its manager."""
 from __future__ import annotations
 
 import functools
 import json
 import os
+import secrets
 import subprocess
 import threading
 import time
@@ -16,6 +18,7 @@ import requests
 from docker.errors import DockerException
 
 from labkit import policy
+from labkit.cluster import Cluster
 from labkit.testing import Feedback, wait_until
 
 CLI_TIMEOUT = 120
@@ -53,10 +56,21 @@ class Stack:
     home: Path
     override: Path
     replicas: int = 1  # the api replicas the student's file asks for
+    cluster: Cluster | None = None  # deployed through this cluster's manager; None: this machine's engine
+    entry: str = ""  # on a cluster: the node whose gateway port requests go to ("": the manager)
+
+    @functools.cached_property
+    def engine(self) -> dict:
+        """Where the docker CLI finds the engine the stack runs on: a cluster's manager, or as the grader's."""
+        return {"DOCKER_HOST": self.cluster.docker_host()} if self.cluster else {}
 
     @property
     def env(self) -> dict:
-        return stack_env(self.home, self.api_image, self.gateway_port)
+        return {**stack_env(self.home, self.api_image, self.gateway_port), **self.engine}
+
+    def cli(self, *args: str) -> str:
+        """The grader's own docker CLI call, to the engine the stack runs on; its output, "" if it failed."""
+        return docker(*args, env={**os.environ, **self.engine} if self.engine else None, check=False)
 
     def deploy(self, api_image: str | None = None) -> None:
         self.api_image = api_image or self.api_image
@@ -73,31 +87,39 @@ class Stack:
                                f"{result.stderr.strip()[-600:]}")
 
     def remove(self) -> None:
-        docker("stack", "rm", self.name, check=False)
+        self.cli("stack", "rm", self.name)
         # Stack removal is asynchronous; wait until its containers and network are really gone.
-        wait_until(lambda: not docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={self.name}",
-                                      check=False).strip()
-                   and not docker("network", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={self.name}",
-                                  check=False).strip(), timeout=60)
+        wait_until(lambda: not self.cli("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={self.name}").strip()
+                   and not self.cli("network", "ls", "-q", "--filter",
+                                    f"label=com.docker.stack.namespace={self.name}").strip(), timeout=60)
 
     def service(self, short: str = "api") -> dict:
-        out = docker("service", "inspect", f"{self.name}_{short}", check=False)
+        out = self.cli("service", "inspect", f"{self.name}_{short}")
         return (json.loads(out) or [{}])[0] if out.strip() else {}
 
+    def running_tasks(self, short: str = "api") -> list[tuple[str, str]]:
+        """(image, node) of each running task of the service."""
+        out = self.cli("service", "ps", f"{self.name}_{short}", "--filter", "desired-state=running",
+                       "--format", "{{.Image}} {{.Node}} {{.CurrentState}}")
+        return [tuple(line.split()[:2]) for line in out.splitlines() if " Running " in f" {line} "]
+
     def running_images(self, short: str = "api") -> list[str]:
-        out = docker("service", "ps", f"{self.name}_{short}", "--filter", "desired-state=running",
-                     "--format", "{{.Image}} {{.CurrentState}}", check=False)
-        return [line.split()[0] for line in out.splitlines() if " Running " in f" {line} "]
+        return [image for image, _ in self.running_tasks(short)]
 
     def update_state(self) -> str:
         return ((self.service().get("UpdateStatus") or {}).get("State")) or ""
 
     def url(self, path: str = "/predict") -> str:
-        return f"http://127.0.0.1:{self.gateway_port}{path}"
+        # On a cluster a node's gateway port is published on this machine's loopback.
+        port = self.cluster.published(self.gateway_port, self.cluster.node_names().index(self.entry) + 1
+                                      if self.entry else 1) if self.cluster else self.gateway_port
+        return f"http://127.0.0.1:{port}{path}"
 
     def served(self, since: float) -> dict[str, int]:
         """POST /predict answers each api task container logged since `since` (its access log):
         who really served, whatever the answers' headers say. Containers of finished tasks count."""
+        if self.cluster:
+            return self.served_on_nodes(since)
         counts = {}
         for box in docker_client().containers.list(all=True, filters={
                 "label": f"com.docker.swarm.service.name={self.name}_api"}):
@@ -108,14 +130,43 @@ class Stack:
             counts[box.id[:12]] = log.count("POST /predict")
         return counts
 
+    def served_on_nodes(self, since: float) -> dict[str, int]:
+        """`served`, asked of each node's engine of the cluster (a task's container is on its node)."""
+        counts, label = {}, f"label=com.docker.swarm.service.name={self.name}_api"
+        for node in (self.cluster.manager, *self.cluster.workers()):
+            listed = node.docker("ps", "-aq", "--filter", label, timeout=30)
+            for box in (listed.stdout.split() if listed is not None and listed.returncode == 0 else []):
+                log = node.docker("logs", "--since", str(int(since)), "--tail", str(LOG_LINES), box, timeout=30)
+                if log is not None and log.returncode == 0:
+                    counts[f"{node.name}/{box}"] = (log.stdout + log.stderr).count("POST /predict")
+        return counts
+
+    def nodes_matching(self, constraints: list[str], timeout: float = 15) -> list[str]:
+        """The nodes a task with these placement constraints may run on, as swarm itself decides: a probe
+        service in global mode gets one task on every node that fits (and none if no node does)."""
+        probe = f"placement-probe-{secrets.token_hex(4)}"  # a service name has at most 63 characters
+        docker("service", "create", "--detach", "--name", probe, "--mode", "global", "--no-healthcheck",
+               "--restart-condition", "none", *[arg for c in constraints for arg in ("--constraint", c)],
+               self.api_image, "sleep", "300", env={**os.environ, **self.engine})
+        try:
+            seen: list[list[str]] = []
+
+            def settled() -> bool:  # the global orchestrator makes every node's task at once; read until stable
+                seen.append(sorted(self.cli("service", "ps", probe, "--format", "{{.Node}}").split()))
+                return len(seen) >= 2 and seen[-1] == seen[-2] and bool(seen[-1])
+            wait_until(settled, timeout)
+            return seen[-1] if seen else []
+        finally:
+            self.cli("service", "rm", probe)
+
     def healthy_replicas(self) -> int:
         """Running api task containers whose health check says healthy."""
         boxes = docker_client().containers.list(filters={"label": f"com.docker.swarm.service.name={self.name}_api"})
         return sum((box.attrs["State"].get("Health") or {}).get("Status") == "healthy" for box in boxes)
 
     def task_errors(self) -> str:
-        out = docker("service", "ps", f"{self.name}_api", "--no-trunc", "--format",
-                     "{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}", check=False)
+        out = self.cli("service", "ps", f"{self.name}_api", "--no-trunc", "--format",
+                       "{{.Name}} {{.Image}} {{.Node}} {{.CurrentState}} {{.Error}}")
         return "\n    ".join(out.splitlines()[:8])
 
 

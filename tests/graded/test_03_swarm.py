@@ -9,6 +9,7 @@ only where it sets none, and that requirement is checked on the student's file, 
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import shutil
 import time
@@ -17,8 +18,10 @@ import pytest
 import yaml
 
 from labkit import policy
+from labkit.cluster import Cluster, ClusterError, down
 from labkit.engine import join_single_node_swarm
-from labkit.resources import free_port
+from labkit.node import NodeError
+from labkit.resources import RUN_LABEL, free_port
 from labkit.testing import Feedback, build_image, feedback, wait_until
 from .swarm import Load, Stack, docker, stack_env
 
@@ -94,12 +97,10 @@ def replicas_of(config: dict) -> int:
     return int(deploy.get("replicas", 1)) if deploy.get("mode", "replicated") == "replicated" else 1
 
 
-@pytest.fixture
-def stack(student_stack, swarm, images, lab_dir, name, tmp_path, home):
-    """The student's stack deployed with version 1 (and the grader's override); removed after the
-    test, also on failure."""
-    port = free_port()
-    resolved(lab_dir, home, port)  # the ports, with this GATEWAY_PORT
+def deployable(lab_dir, student_stack, tmp_path, home, gateway_port: int) -> tuple:
+    """A copy of the student's folder to deploy from, and the grader's override beside it (limits,
+    bounded logs), once the file passed the policy with this GATEWAY_PORT."""
+    resolved(lab_dir, home, gateway_port)  # the ports, with this GATEWAY_PORT
     folder = tmp_path / "03-swarm"
     shutil.copytree(lab_dir, folder, symlinks=True)
     # The override has the student's `version:` (a stack refuses two versions); schemas before 3.9
@@ -108,6 +109,15 @@ def stack(student_stack, swarm, images, lab_dir, name, tmp_path, home):
     override = policy.write_override(tmp_path / "grader-override.yaml", policy.limits_override(
         student_stack.get("services") or {}, keep_limits={"api"}, pids=policy.stack_schema_has_pids(version)),
         version)
+    return folder, override
+
+
+@pytest.fixture
+def stack(student_stack, swarm, images, lab_dir, name, tmp_path, home):
+    """The student's stack deployed with version 1 (and the grader's override); removed after the
+    test, also on failure."""
+    port = free_port()
+    folder, override = deployable(lab_dir, student_stack, tmp_path, home, port)
     deployed = Stack(name("stack", str(next(STACK_NUMBERS))), folder, port, images["1"], home, override,
                      replicas_of(student_stack))
     try:
@@ -302,3 +312,158 @@ def test_the_api_has_resource_limits_and_reservations(student_stack):
 
 def positive(value) -> bool:
     return value is not None and 0 < policy.to_bytes(value) < float("inf")
+
+
+# ---- on a cluster of 3 nodes --------------------------------------------------------------------------
+
+CLUSTER_NODES = 3  # 1 manager and 2 workers, each a Docker engine in a container (labkit.cluster)
+SPREAD_OVER = 2  # the api's replicas run on at least this many nodes
+CLUSTER_CONVERGE_SECONDS = 120  # three engines share the machine: slower than one
+CLUSTER_GATEWAY_SECONDS = 60  # the gateway answers this soon once the replicas run
+DRAIN_SECONDS = 90  # a drained node's replicas run elsewhere this soon
+CLUSTER_GATEWAY_PORT = 8000  # the GATEWAY_PORT on the cluster: the manager's port 8000 reaches this machine
+
+
+@pytest.fixture(scope="module")
+def cluster(student_stack, images, run_id):
+    """A 3-node swarm (the nodes of `make cluster-up`, under names of this run), with version 1 and the
+    gateway's image on every node; removed at the end. Started only for a file that passed the policy."""
+    cluster = Cluster(nodes=CLUSTER_NODES, prefix=f"labkit-grade-{run_id}", api_port=0, gateway_port=0,
+                      flower_port=0, labels={RUN_LABEL: run_id}, gateway_on_every_node=True)
+    gateway_image = ((student_stack.get("services") or {}).get("gateway") or {}).get("image")
+    try:
+        cluster.up()
+        cluster.load([images["1"], *([gateway_image] if gateway_image and has_image(gateway_image) else [])])
+        yield cluster
+    except (ClusterError, NodeError) as error:
+        raise Feedback(f"the grader could not start its {CLUSTER_NODES}-node cluster (not a fault of your "
+                       f"stack): {error}") from None
+    finally:
+        down(cluster.prefix)
+
+
+def has_image(tag: str) -> bool:
+    return bool(docker("image", "ls", "-q", tag, check=False).strip())
+
+
+@pytest.fixture(scope="module")
+def cluster_stack(cluster, student_stack, images, lab_dir, name, tmp_path_factory, home):
+    """The student's stack deployed with version 1 on the cluster, through its manager, as is: the file
+    decides where each service runs."""
+    folder, override = deployable(lab_dir, student_stack, tmp_path_factory.mktemp("on-cluster"), home,
+                                  CLUSTER_GATEWAY_PORT)
+    deployed = Stack(name("stack", "c"), folder, CLUSTER_GATEWAY_PORT, images["1"], home, override,
+                     replicas_of(student_stack), cluster=cluster)
+    deployed.deploy()
+    yield deployed  # the cluster goes, with everything on it
+
+
+def nodes_of(stack: Stack, service: str = "api") -> list[str]:
+    return sorted(node for _, node in stack.running_tasks(service))
+
+
+def enter_through_a_gateway(stack: Stack, avoid: str = "") -> None:
+    """Send the grader's requests to a node that runs a gateway (the manager's, if it runs one; not the node
+    `avoid`): where the gateway runs is a requirement of its own, the others do not hang on it."""
+    manager = stack.cluster.manager.name
+    gateways = {node for _, node in stack.running_tasks("gateway")} - {avoid}
+    if not gateways:
+        raise Feedback(feedback("a running gateway" + (f" on a node other than {avoid}" if avoid else ""),
+                                f"gateway tasks:\n    {stack.cli('service', 'ps', f'{stack.name}_gateway')[:600]}"))
+    stack.entry = min(gateways, key=lambda node: (node != manager, node))
+    gateway_ready(stack, CLUSTER_GATEWAY_SECONDS)
+
+
+@pytest.mark.points(2)
+def test_replicas_spread_over_the_nodes_of_a_cluster(cluster_stack, images):
+    """On a 3-node swarm, requests through the gateway are served by api replicas on at least 2 different nodes.
+
+    True of a correct submission: deployed on a cluster of 3 Docker engines (1 manager, 2 workers, as
+    `make cluster-up` starts), every replica the file asks for runs version 1 within 120 s
+    (CLUSTER_CONVERGE_SECONDS), and of 60 requests through the gateway none fails, and the access logs
+    of api containers on at least 2 (SPREAD_OVER) different nodes show they served them.
+    """
+    assert converge(cluster_stack, images["1"], CLUSTER_CONVERGE_SECONDS), feedback(
+        f"{cluster_stack.replicas} running replicas of {images['1']} on the cluster",
+        f"{cluster_stack.running_images()}; tasks:\n    {cluster_stack.task_errors()}")
+    enter_through_a_gateway(cluster_stack)
+    since = time.time() - 1
+    with Load(cluster_stack.url(), max_requests=60, max_seconds=30) as load:
+        wait_until(lambda: load.sent >= 60, 30)
+    served = served_everything(cluster_stack, load, since)
+    serving_nodes = sorted({box.split("/")[0] for box, count in served.items() if count})
+    assert load.failed == 0 and len(serving_nodes) >= SPREAD_OVER, feedback(
+        f"answers from api replicas on at least {SPREAD_OVER} nodes, none failing",
+        f"{load.summary()}; nodes that served: {serving_nodes}; replicas run on {nodes_of(cluster_stack)} "
+        "(a placement constraint that fits one node only? placement.preferences: spread: node.id)")
+
+
+@pytest.mark.points(1)
+def test_the_gateway_is_placed_on_the_manager(cluster_stack):
+    """The stack keeps the gateway on the manager node, where clients connect (or runs one on every node).
+
+    True of a correct submission: the gateway publishes its port in mode: host, on the node it runs on,
+    and clients reach the cluster's manager; so the gateway's placement lets it run only on manager nodes
+    (a constraint such as node.role == manager), or it runs on every node (mode: global). Swarm itself
+    evaluates the placement: a probe service in global mode with the gateway's constraints runs on
+    exactly the nodes the gateway may run on. The manager's published port answers HTTP.
+    """
+    spec = cluster_stack.service("gateway").get("Spec") or {}
+    assert spec, feedback("a service gateway on the cluster", "none: " + cluster_stack.cli("stack", "services",
+                                                                                          cluster_stack.name))
+    constraints = ((spec.get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints") or []
+    manager, every_node = cluster_stack.cluster.manager.name, set(cluster_stack.cluster.node_names())
+    eligible = set(cluster_stack.nodes_matching(constraints))
+    placed_on_manager = eligible == {manager} if "Replicated" in (spec.get("Mode") or {}) else manager in eligible
+    assert placed_on_manager, feedback(
+        "the gateway placed on the manager (deploy.placement.constraints: [node.role == manager]) or on "
+        "every node (deploy.mode: global)", f"its placement {constraints or 'none'} lets it run on "
+        f"{sorted(eligible) or 'no node'} of {sorted(every_node)}: swarm may start it where no client connects")
+    cluster_stack.entry = ""  # the manager's port, where clients connect
+    assert wait_until(lambda: answers_http(cluster_stack.url("/")), CLUSTER_GATEWAY_SECONDS), feedback(
+        "the gateway answering HTTP on the manager's published port",
+        f"no answer within {CLUSTER_GATEWAY_SECONDS} s; gateway tasks on {nodes_of(cluster_stack, 'gateway')}")
+
+
+def answers_http(url: str) -> bool:
+    """Any HTTP answer: the gateway listens there (whether the api behind it answers is another requirement)."""
+    import requests
+
+    try:
+        requests.get(url, timeout=3)
+        return True
+    except requests.RequestException:
+        return False
+
+
+@pytest.mark.points(3)
+def test_a_drained_node_s_replicas_move_while_requests_keep_succeeding(cluster_stack, images):
+    """Draining a node moves its api replicas to the other nodes within 90 s, and no request through the gateway fails.
+
+    True of a correct submission: on the 3-node cluster, the worker running the most api replicas (one
+    without the gateway, if there is one) is drained (`docker node update --availability drain`) while
+    requests flow through a gateway on another node (the manager's, if it runs one: where the gateway
+    runs is the requirement above, not this one); within 90 s (DRAIN_SECONDS) every replica the file
+    asks for runs again, none on the drained node, no request fails, and api replicas served every answer.
+    """
+    assert converge(cluster_stack, images["1"], CLUSTER_CONVERGE_SECONDS), feedback(
+        f"{cluster_stack.replicas} running replicas on the cluster", str(cluster_stack.running_images()))
+    manager = cluster_stack.cluster.manager.name
+    gateways = {node for _, node in cluster_stack.running_tasks("gateway")}
+    api_on_workers = collections.Counter(node for node in nodes_of(cluster_stack) if node != manager)
+    assert api_on_workers, feedback("an api replica on a worker node to drain", f"they all run on {manager}")
+    drained = max(api_on_workers, key=lambda node: (node not in gateways, api_on_workers[node]))
+    enter_through_a_gateway(cluster_stack, avoid=drained)
+    since = time.time() - 1
+    with Load(cluster_stack.url()) as load:
+        wait_until(lambda: load.sent >= 20, 10)
+        cluster_stack.cli("node", "update", "--availability", "drain", drained)
+        moved = wait_until(lambda: len(nodes := nodes_of(cluster_stack)) == cluster_stack.replicas
+                           and drained not in nodes and converge(cluster_stack, images["1"], 0), DRAIN_SECONDS)
+        sent_then = load.sent
+        wait_until(lambda: load.sent >= sent_then + 50, 10)  # and requests to the replicas where they moved
+    print(f"drain of {drained}: {load.summary()}")
+    assert moved, feedback(f"every replica running again within {DRAIN_SECONDS} s, none on the drained {drained}",
+                           f"they run on {nodes_of(cluster_stack)}; tasks:\n    {cluster_stack.task_errors()}")
+    assert load.failed == 0, feedback("no failed request through the gateway while a node drains", load.summary())
+    served_everything(cluster_stack, load, since)
