@@ -191,9 +191,8 @@ def capstone_suite(duration: float, tasks: int, clients: int, stages: dict[str, 
             single = json.dumps({"data": [bench_sync.ROW]}).encode()
             bench_sync.one_request(capstone.port, bench_sync.http_request("POST", "/predict", single))  # now cached
             hit, miss = "/predict 1 row, cache HIT", "/predict 1 row, unique rows: cache MISS"
-            # MISS and HIT at c=8 back to back, after a warm-up: the same conditions for both. (HIT used
-            # to go first, on a service just started whose workers, beat and Flower were still starting,
-            # and MISS later: a HIT, which does less work, came out slower. Issue 17.)
+            # MISS and HIT at c=8 back to back, after a warm-up: the same conditions for both. (A HIT
+            # once came out slower than a MISS: the gateway's TIME_WAIT connections, labs/06-capstone.)
             plan = [("hit", hit, 1, dict(body=single)), ("miss", miss, 8, dict(unique=True)),
                     ("hit", hit, 8, dict(body=single)), ("hit", hit, 64, dict(body=single)),
                     ("health", "/health (gateway + api, HTTP ceiling)", 8, dict(method="GET", path="/health"))]
