@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # correct and wrong submissions (tests/fixtures/submissions/: correct ones are answers).
 SHIPPED_TESTS = re.compile(r"^tests/(graded/|conftest\.py$|fixtures/\d\d-[^/]+/)")
 LEFT_OUT = ("solutions/", ".ci/", ".github/")
-MAINTAINER_TARGETS = ("test", "test-unit", "test-graded", "test-stubs", "test-notebooks", "release",
-                      "release-check", "chaos")
+MAINTAINER_TARGETS = ("test", "test-unit", "test-graded", "test-stubs", "test-notebooks", "test-notebooks-a",
+                      "test-notebooks-b", "release", "release-check", "chaos")
 SERVICE_PATHS = {f"solutions/{lab}": f"exercises/{lab}" for lab in SERVICE_LABS}
 JUNK = re.compile(r"(^|/)(__pycache__|\.pytest_cache|\.ipynb_checkpoints|\.venv|build)(/|$)|\.pyc$")
 NOTICE = {

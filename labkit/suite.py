@@ -1,18 +1,18 @@
-"""`make test`'s stages, in three lanes side by side, with the time of each stage at the end.
+"""`make test`'s stages, in four lanes side by side, with the time of each stage at the end.
 
     python -m labkit.suite
 
 The stages are the Makefile's own targets (one definition each). Lanes run at once because most of a
-stage's time is waiting (containers starting, health intervals, a swarm converging, pip in a build),
+stage's time is waiting (containers starting, health intervals, a swarm converging, a node draining),
 not CPU:
 
     lane 1: test-unit (capstone fault tests, errata, docs, the grader's own tests)
-    lane 2: test-graded (solutions: 100 %), then test-stubs (stubs: 0; compares with test-graded's tests),
-            then grader-smoke
-    lane 3: test-notebooks
+    lane 2: test-graded (solutions: 100 %), then test-stubs (stubs: 0; compares with test-graded's tests)
+    lane 3: test-notebooks-a (notebooks 01, 03, 05)
+    lane 4: test-notebooks-b (notebooks 02, 04, 06), then grader-smoke
 
-(measured on this 2-core machine, idle before the run: 521 s; 355 + 54 + 149 s; 559 s of stage time,
-so the lanes end close together; with grader-smoke after test-unit instead, lane 1 alone took 670 s)
+(measured on this 2-core machine with three lanes, the notebooks in one: 489 s; 428 s + 51 + 171; 633 s,
+the CPUs idle a third of the run: the notebooks' lane alone was longer than 10 minutes with its cluster)
 
 Before the lanes, the build cache is warmed: the course's two dependency layers (the labs' common
 `FROM python:3.11-slim ... RUN pip install -r requirements.txt` and lab 01's lecture server) are built
@@ -39,7 +39,7 @@ from labkit.engine import builder_env, docker, join_single_node_swarm
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "build" / "logs"
-LANES = [["test-unit"], ["test-graded", "test-stubs", "grader-smoke"], ["test-notebooks"]]
+LANES = [["test-unit"], ["test-graded", "test-stubs"], ["test-notebooks-a"], ["test-notebooks-b", "grader-smoke"]]
 STAGE_TIMEOUT = 45 * 60
 # Tag -> a build context whose Dockerfile starts with the dependency lines other builds share.
 WARM_BUILDS = {"labkit-cache/dependencies": "labs/04-flask-serving/lecture-server",
