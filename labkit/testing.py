@@ -56,7 +56,9 @@ class Limits:
 
 
 LIMITS = Limits()
-START_TIMEOUT = 60  # a bound, not a requirement: a loaded 2-core machine starts gunicorn slowly
+# A bound, not a requirement: a loaded 2-core machine starts gunicorn slowly. LABKIT_START_TIMEOUT sets
+# another (the grader's own tests wait less for a server that never answers).
+START_TIMEOUT = float(os.environ.get("LABKIT_START_TIMEOUT", "60"))
 
 
 class Feedback(AssertionError):
