@@ -68,9 +68,10 @@ class Stack:
     def env(self) -> dict:
         return {**stack_env(self.home, self.api_image, self.gateway_port), **self.engine}
 
-    def cli(self, *args: str) -> str:
-        """The grader's own docker CLI call, to the engine the stack runs on; its output, "" if it failed."""
-        return docker(*args, env={**os.environ, **self.engine} if self.engine else None, check=False)
+    def cli(self, *args: str, check: bool = False) -> str:
+        """The grader's own docker CLI call, to the engine the stack runs on; its output (check: Feedback
+        when it fails)."""
+        return docker(*args, env={**os.environ, **self.engine} if self.engine else None, check=check)
 
     def deploy(self, api_image: str | None = None) -> None:
         self.api_image = api_image or self.api_image
@@ -145,9 +146,9 @@ class Stack:
         """The nodes a task with these placement constraints may run on, as swarm itself decides: a probe
         service in global mode gets one task on every node that fits (and none if no node does)."""
         probe = f"placement-probe-{secrets.token_hex(4)}"  # a service name has at most 63 characters
-        docker("service", "create", "--detach", "--name", probe, "--mode", "global", "--no-healthcheck",
-               "--restart-condition", "none", *[arg for c in constraints for arg in ("--constraint", c)],
-               self.api_image, "sleep", "300", env={**os.environ, **self.engine})
+        self.cli("service", "create", "--detach", "--name", probe, "--mode", "global", "--no-healthcheck",
+                 "--restart-condition", "none", *[arg for c in constraints for arg in ("--constraint", c)],
+                 self.api_image, "sleep", "300", check=True)
         try:
             seen: list[list[str]] = []
 

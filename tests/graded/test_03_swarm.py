@@ -458,8 +458,12 @@ def test_a_drained_node_s_replicas_move_while_requests_keep_succeeding(cluster_s
     with Load(cluster_stack.url()) as load:
         wait_until(lambda: load.sent >= 20, 10)
         cluster_stack.cli("node", "update", "--availability", "drain", drained)
-        moved = wait_until(lambda: len(nodes := nodes_of(cluster_stack)) == cluster_stack.replicas
-                           and drained not in nodes and converge(cluster_stack, images["1"], 0), DRAIN_SECONDS)
+
+        def moved_off() -> bool:  # one `docker service ps` per poll: every replica of version 1, none on `drained`
+            tasks = cluster_stack.running_tasks()
+            return len(tasks) == cluster_stack.replicas and all(image == images["1"] and node != drained
+                                                                for image, node in tasks)
+        moved = wait_until(moved_off, DRAIN_SECONDS)
         sent_then = load.sent
         wait_until(lambda: load.sent >= sent_then + 50, 10)  # and requests to the replicas where they moved
     print(f"drain of {drained}: {load.summary()}")
