@@ -29,7 +29,7 @@ import docker
 import redis
 import requests
 
-from labkit import bench_async, bench_stages, bench_sync
+from labkit import bench_async, bench_batch, bench_stages, bench_sync
 from labkit.bench_targets import judge
 from labkit.engine import builder_env
 from labkit.resources import free_port
@@ -67,8 +67,11 @@ def log(line: str) -> None:
 
 # ---------------------------------------------------------------- the suites
 
-def sync_suite(duration: float) -> list[Line]:
-    results, single_rate, rows_rate = bench_sync.run(duration, log=log)
+def sync_suite(duration: float, batch: list) -> list[Line]:
+    """The sync rows; `batch` gets the breakdown of a 1,000-row request (labkit.bench_batch)."""
+    measured = bench_sync.run(duration, log=log)
+    results, single_rate, rows_rate = measured.results, measured.single_rate, measured.rows_rate
+    batch.append(measured.batch)
     lines = [Line(f"sync:{what}:c={c}", "sync", bench_sync.LABELS[what], f"c={c}", r.rps, r.p50_ms, r.p99_ms,
                   r.errors) for (what, c), r in results.items()]
     lines.append(Line("sync:model-1", "sync", "in-process model.predict, 1 row", "1 thread", single_rate))
@@ -85,11 +88,16 @@ def measure_stages(target, where: str, parts: dict[str, list], clients: int,
     try:
         measured = bench_stages.measure(target, STAGE_SAMPLES)
         measured += bench_stages.cpu_per_task(
-            parts, lambda: bench_async.measure_async(target, 2, CPU_BURST, clients, expected=target.expected).n)
+            parts, lambda: tasks_and_client_cpu(
+                bench_async.measure_async(target, 2, CPU_BURST, clients, expected=target.expected)))
     except Exception as error:  # noqa: BLE001 - the suite's own rows are measured already: keep them
         log(f"  the stages of {where} failed: {type(error).__name__}: {error}")
         return
     stages[where] = measured
+
+
+def tasks_and_client_cpu(row: bench_async.Row) -> tuple[int, float]:
+    return row.n, row.client_cpu_seconds
 
 
 def async_suite(tasks: int, clients: int, stages: dict[str, list[bench_stages.Stage]]) -> list[Line]:
@@ -260,6 +268,25 @@ def stages_table(stages: dict[str, list[bench_stages.Stage]]) -> str:
                           right=set(range(2, 2 + len(where))))
 
 
+def task_ceilings(stages: dict[str, list[bench_stages.Stage]], cores: int | None = None) -> list[str]:
+    """Per service: the CPU rows' sum, what one task costs the machine, and the tasks/s its cores allow."""
+    cores = cores or os.cpu_count() or 1
+    lines, ceilings = [], {}
+    for where, measured in stages.items():
+        cpu = {stage.name: stage.ms for stage in measured if stage.name.startswith("CPU: ")}
+        if not cpu or None in cpu.values():
+            continue
+        total = sum(cpu.values())
+        ceilings[where] = cores * 1000 / total
+        parts = " + ".join(f"{name[5:]} {ms:.2f}" for name, ms in cpu.items())
+        lines.append(f"{where}: a task costs {total:.2f} ms of CPU ({parts}): {cores} cores run at most "
+                     f"{ceilings[where]:,.0f} tasks/s, with every core busy on tasks only.")
+    first, *others = list(ceilings) or [None]
+    for where in others:  # what more CPU per task allows, before any measured tasks/s
+        lines.append(f"{where}'s ceiling is {ceilings[where] / ceilings[first]:.0%} of {first}'s.")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per req/s measurement (default 5)")
@@ -268,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suites", default="sync,async,capstone", help="which, comma-separated (default all three)")
     args = parser.parse_args(argv)
     stages: dict[str, list[bench_stages.Stage]] = {}
+    batch: list[tuple[list[bench_batch.Step], str]] = []
     suites = {
-        "sync": lambda: sync_suite(args.duration),
+        "sync": lambda: sync_suite(args.duration, batch),
         "async": lambda: async_suite(args.tasks, args.clients, stages),
         "capstone": lambda: capstone_suite(args.duration, args.tasks, args.clients, stages),
     }
@@ -298,12 +326,19 @@ target is judged on "one task at a time", the path without a queue, from the sec
 All on one machine: the clients share its cores with the servers. Targets (labkit/bench_targets.py): mostly
 ratios to another row of the same run, which carry over between machines better than absolute numbers.
 Whole run: {time.monotonic() - started:.0f} s.""")
+    for steps, ceiling in batch:
+        print()
+        print(markdown_table(["1,000-row /predict: step", "what", "ms of CPU"],
+                             [[step.name, step.what, number(step.ms, 3)] for step in steps], right={2}))
+        print(f"\n{ceiling}")
     if stages:
         print()
         print(stages_table(stages))
         print(f"""
 One task at a time on an idle service, the median of {STAGE_SAMPLES} (labkit/bench_stages.py says how each stage
 is timed). Polling pays half a poll interval on average; ?wait= answers when the result is published.""")
+        for line in task_ceilings(stages):
+            print(line)
     for failure in failed:
         print(f"FAILED {failure}", file=sys.stderr)
     return 1 if failed else 0

@@ -38,6 +38,7 @@ class Row:
     per_second: float
     p50_ms: float
     p99_ms: float
+    client_cpu_seconds: float = 0.0  # of the load clients (locust processes) while they submitted
 
     @property
     def key(self) -> str:
@@ -136,7 +137,7 @@ def measure_async(bench: Bench, processes: int, n: int, clients: int, expected=N
     latencies = [done[task_id] - sent for task_id, sent in submitted]
     span = max(done.values()) - min(sent for _, sent in submitted)
     return Row("async POST /tasks -> SUCCESS", processes, n, n / span,
-               1000 * percentile(latencies, 50), 1000 * percentile(latencies, 99))
+               1000 * percentile(latencies, 50), 1000 * percentile(latencies, 99), sent.client_cpu_seconds)
 
 
 def run(n: int = 1000, clients: int = 8, processes: tuple[int, ...] = (1, 2), log=print, with_worker=None) -> list[Row]:

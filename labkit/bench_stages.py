@@ -181,23 +181,47 @@ def cpu_seconds(container) -> float | None:
     return total
 
 
+def machine_seconds() -> tuple[float, float] | None:
+    """(busy, idle) CPU seconds of the whole machine so far, all cores (/proc/stat); None without it. Busy
+    less the parts measured is what ran elsewhere: docker-proxy (loopback ports), dockerd (logs), ..."""
+    try:
+        fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / tick, (idle + iowait) / tick
+
+
 def client_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)  # the client threads run in this process
     return usage.ru_utime + usage.ru_stime
 
 
-def cpu_per_task(parts: dict[str, list], burst: Callable[[], int]) -> list[Stage]:
+def cpu_per_task(parts: dict[str, list], burst: Callable[[], tuple[int, float]]) -> list[Stage]:
     """ms of CPU per task of each part (name -> its containers) and of the client, over `burst()`,
-    which sends tasks and returns how many."""
+    which sends tasks and returns how many, and the CPU seconds of the client processes it started
+    (load clients: this process's own CPU counts too, e.g. polling the result backend)."""
     def now() -> dict[str, float | None]:
         readings = {name: [cpu_seconds(c) for c in containers] for name, containers in parts.items()}
         return {name: None if None in values else sum(values) for name, values in readings.items()}
 
-    before, client_before = now(), client_seconds()
-    tasks = burst()
-    after, client_after = now(), client_seconds()
+    before, client_before, machine_before = now(), client_seconds(), machine_seconds()
+    tasks, client_processes = burst()
+    after, client_after, machine_after = now(), client_seconds() + client_processes, machine_seconds()
     rows = [Stage(f"CPU: {name}", "ms of CPU per task, in a burst of tasks",
                   None if before[name] is None or after[name] is None else 1000 * (after[name] - before[name]) / tasks)
             for name in parts]
-    rows.append(Stage("CPU: client", "ms of CPU per task: requests, polling Redis", 1000 * (client_after - client_before) / tasks))
-    return rows
+    rows.append(Stage("CPU: client", "ms of CPU per task: the load clients' requests, polling Redis", 1000 * (client_after - client_before) / tasks))
+    return rows + elsewhere(rows, machine_before, machine_after, tasks, "task")
+
+
+def elsewhere(rows: list[Stage], before, after, count: int, unit: str) -> list[Stage]:
+    """Two more rows from the machine's CPU over the same run, per `unit`: the busy CPU not in `rows`
+    (docker-proxy, dockerd, other work on the machine) and the idle CPU (cores nobody used)."""
+    if before is None or after is None or any(row.ms is None for row in rows) or not count:
+        return []
+    busy, idle = (1000 * (a - b) / count for a, b in zip(after, before))
+    return [Stage("CPU elsewhere", f"ms of the machine's busy CPU per {unit} not in the rows above (docker-proxy, dockerd, ...)",
+                  max(busy - sum(row.ms for row in rows), 0.0)),
+            Stage("CPU idle", f"ms of idle CPU per {unit}: cores that waited", idle)]

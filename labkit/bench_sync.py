@@ -20,11 +20,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import docker
 
-from labkit import load
+from labkit import bench_batch, load
+from labkit.bench_stages import cpu_seconds, machine_seconds
+from labkit.bench_targets import TARGETS, judge
 from labkit.engine import builder_env
 from labkit.load import Result
 from labkit.resources import RUN_LABEL, new_run_id, remove_labelled, unique_name
@@ -128,10 +132,17 @@ def in_process_rates(seconds: float = 2.0) -> tuple[float, float]:
 
 # ---------------------------------------------------------------- the run
 
-def run(duration: float = 5.0, log=print, report=None) -> tuple[dict[tuple[str, int], Result], float, float]:
-    """Build, start and measure everything; returns (results by (what, concurrency), in-process single-row
-    predicts/s, in-process rows/s). `report(results, single_rate, rows_rate)`, if given, runs before the
-    containers are removed. Every container and network of the run is removed, also on failure."""
+@dataclass
+class SyncRun:
+    results: dict[tuple[str, int], Result]  # by (what, concurrency)
+    single_rate: float  # in-process single-row predicts per second
+    rows_rate: float  # in-process rows per second in 1,000-row batches
+    batch: tuple[list[bench_batch.Step], str]  # where a 1,000-row request's CPU goes, and the ceiling
+
+
+def run(duration: float = 5.0, log=print, report=None) -> SyncRun:
+    """Build, start and measure everything. `report(sync_run)`, if given, runs before the containers are
+    removed. Every container and network of the run is removed, also on failure."""
     client = docker.from_env(timeout=300)
     run_id = f"bench-{new_run_id()}"
     began = time.monotonic()
@@ -156,6 +167,8 @@ def run(duration: float = 5.0, log=print, report=None) -> tuple[dict[tuple[str, 
         single = json.dumps({"data": [ROW]}).encode()
         batch = json.dumps({"data": [ROW] * 1000}).encode()
         results: dict[tuple[str, int], Result] = {}
+        service = client.containers.get(unique_name(run_id, "service"))
+        server_ms, machine = None, (None, None)
         plan = [(what, c) for c in (1, 8, 64) for what in ("predict", "health", "lecture")]
         plan += [("batch", 1), ("batch", 8), ("slow-miss", 8), ("slow-hit", 8)]
         for what, concurrency in plan:
@@ -169,14 +182,24 @@ def run(duration: float = 5.0, log=print, report=None) -> tuple[dict[tuple[str, 
             }[what]
             if what == "slow-hit":  # the one request is cached before the measurement
                 one_request(ports["slow"], http_request("POST", "/predict", single))
+            cpu_before, machine_before = cpu_seconds(service), machine_seconds()
             results[what, concurrency] = run_load(concurrency=concurrency, duration=duration, **kwargs)
             r = results[what, concurrency]
+            cpu_after, machine_after = cpu_seconds(service), machine_seconds()
+            if (what, concurrency) == ("batch", 8) and None not in (cpu_before, cpu_after) and r.requests:
+                server_ms = 1000 * (cpu_after - cpu_before) / r.requests
+                machine = (machine_before, machine_after)
             log(f"  {what:<10} c={concurrency:<3} {r.rps:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
                 f"p99 {r.p99_ms:7.2f} ms  errors {r.errors}")
         single_rate, rows_rate = in_process_rates()
+        batch = results["batch", 8]
+        log("  where a 1,000-row request's CPU goes: its steps, timed inside the service's container ...")
+        measured = SyncRun(results, single_rate, rows_rate, bench_batch.breakdown(
+            bench_batch.inside(service), server_ms, 1000 * batch.client_cpu_seconds / max(batch.requests, 1),
+            rows_rate, machine=machine, requests=batch.requests))
         if report:
-            report(results, single_rate, rows_rate)
-        return results, single_rate, rows_rate
+            report(measured)
+        return measured
     finally:
         removed = remove_labelled(client, run_id)
         log(f"removed {len(removed)} containers/networks of the benchmark; total {time.monotonic() - began:.0f} s")
@@ -201,7 +224,8 @@ LABELS = {
 }
 
 
-def print_table(results, single_rate: float, rows_rate: float) -> None:
+def print_table(measured: SyncRun) -> None:
+    results, single_rate, rows_rate = measured.results, measured.single_rate, measured.rows_rate
     lines = ["", "lab 04 sync serving benchmark (gunicorn, 2 workers x 4 threads; client: separate processes, "
                  "locust, 127.0.0.1)", ""]
     lines.append(f"{'what':<44} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
@@ -223,13 +247,14 @@ def print_table(results, single_rate: float, rows_rate: float) -> None:
     miss, hit = results["slow-miss", 8], results["slow-hit", 8]
     lines.append(f"  c=8   slow model: cache HIT {hit.rps / miss.rps:.1f}x the req/s of a MISS, "
                  f"p50 {hit.p50_ms:.2f} vs {miss.p50_ms:.2f} ms")
-    p8, h8, l8 = results["predict", 8], results["health", 8], results["lecture", 8]
-    best_batch = max(results["batch", 1].rps, results["batch", 8].rps) * 1000
-    targets = [("/predict >= 60 % of /health req/s (c=8)", p8.rps / h8.rps >= 0.6),
-               (">= 3x the lecture's dev server (c=8)", p8.rps / l8.rps >= 3),
-               ("p99 <= 50 ms at c=8", p8.p99_ms <= 50),
-               ("1,000-row batches >= 30 % of in-process rows/s", best_batch / rows_rate >= 0.3)]
-    lines.append("targets: " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in targets))
+    rows = {f"sync:{what}:c={c}": SimpleNamespace(per_second=r.rps, p50_ms=r.p50_ms) for (what, c), r in results.items()}
+    rows["sync:model-rows"] = SimpleNamespace(per_second=rows_rate, p50_ms=None)
+    lines.append("targets (labkit/bench_targets.py): " + "; ".join(
+        f"{judge(key, rows)[0]} {'✓' if judge(key, rows)[1] else '✗'}" for key in TARGETS if key in rows))
+    steps, ceiling = measured.batch
+    lines += ["", "where the CPU of one 1,000-row request goes (ms per request; labkit/bench_batch.py)"]
+    lines += [f"  {step.name:<24} {'' if step.ms is None else f'{step.ms:7.3f}':>7}  {step.what}" for step in steps]
+    lines.append(f"  {ceiling}")
     print("\n".join(lines), flush=True)
 
 

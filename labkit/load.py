@@ -35,6 +35,7 @@ import csv
 import importlib.util
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -59,6 +60,7 @@ class Result:
     p95_ms: float = float("nan")
     statuses: Counter = field(default_factory=Counter)
     collected: list = field(default_factory=list)  # [(value of the `collect` field, send time)]
+    client_cpu_seconds: float = 0.0  # CPU time of the client processes while they sent (not their start-up)
 
     @property
     def rps(self) -> float:
@@ -194,7 +196,8 @@ class Load:
             seconds=max(final["seconds"] for final in self._finals),
             p50_ms=percentile(latencies, 50), p99_ms=percentile(latencies, 99), p95_ms=percentile(latencies, 95),
             statuses=self.statuses,
-            collected=[tuple(item) for final in self._finals for item in final["collected"]])
+            collected=[tuple(item) for final in self._finals for item in final["collected"]],
+            client_cpu_seconds=sum(final["cpu_seconds"] for final in self._finals))
         return self.result
 
     def __enter__(self) -> "Load":
@@ -210,6 +213,11 @@ def run(url: str, **options) -> Result:
 
 
 # ---------------------------------------------------------------- the child (imports locust)
+
+def cpu_now() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 
 def _child() -> None:
     plan = json.loads(sys.stdin.read())
@@ -289,7 +297,7 @@ def _child() -> None:
         message = {"statuses": {str(k): v for k, v in statuses.items()}}
         if final:
             message.update(final=True, seconds=seconds, errors=state["errors"], latencies_ms=latencies,
-                           collected=collected)
+                           collected=collected, cpu_seconds=cpu_now() - state["cpu_at_start"])
         print(json.dumps(message), flush=True)
 
     def reporter() -> None:
@@ -303,7 +311,7 @@ def _child() -> None:
     gevent.signal_handler(signal.SIGTERM, stop)
     runner = environment.create_local_runner()
     gevent.sleep(max(0.0, plan["start_at"] - time.time()))
-    started = time.monotonic()
+    started, state["cpu_at_start"] = time.monotonic(), cpu_now()
     runner.start(plan["users"], spawn_rate=plan["users"])  # all users at once: a closed loop from the start
     ticker = gevent.spawn(reporter)
     deadline = started + plan["seconds"]

@@ -11,6 +11,9 @@ worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # The workers' heartbeat files in RAM: a container's overlay disk can stall them.
 worker_tmp_dir = "/dev/shm"
-accesslog = os.environ.get("ACCESS_LOG", "-") or None
+# No access log unless ACCESS_LOG names one ("-": stdout, so `docker logs`). Each line goes through
+# Docker's log driver, about 0.3 ms of the machine's CPU: as much as a one-row request itself (make
+# bench: ~2,800 requests/s without, ~2,000 with). In front of replicas the gateway logs every request.
+accesslog = os.environ.get("ACCESS_LOG") or None
 timeout = 30
 graceful_timeout = 5
