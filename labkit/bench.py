@@ -9,8 +9,10 @@ Three suites, run one after the other (each alone on the machine), then one tabl
             free loopback ports): /predict with the cache answering (HIT) at a few concurrencies and with
             unique rows (MISS), /health, and async tasks/s through the gateway.
 Every suite removes what it started, also on failure (the capstone: `docker compose down -v`).
-The table has a target column (labkit/bench_targets.py: ✓ met, ✗ missed); a second table gives the stages
-of one async task in lab 05 and in the capstone (labkit/bench_stages.py).
+The table has a target column (labkit/bench_targets.py: ✓ met, ✗ missed). Where a target is missed, the
+tables after it say where the time goes: the CPU of one 1,000-row /predict, step by step
+(labkit/bench_batch.py), and the stages of one async task and the CPU per task of each part, in lab 05 and
+in the capstone (labkit/bench_stages.py), each with the ceiling that CPU allows on the machine's cores.
 """
 from __future__ import annotations
 

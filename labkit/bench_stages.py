@@ -218,10 +218,11 @@ def cpu_per_task(parts: dict[str, list], burst: Callable[[], tuple[int, float]])
 
 def elsewhere(rows: list[Stage], before, after, count: int, unit: str) -> list[Stage]:
     """Two more rows from the machine's CPU over the same run, per `unit`: the busy CPU not in `rows`
-    (docker-proxy, dockerd, other work on the machine) and the idle CPU (cores nobody used)."""
+    (the kernel's network processing, which no process is charged for; docker-proxy behind the loopback
+    ports; dockerd; any other work on the machine) and the idle CPU (cores nobody used)."""
     if before is None or after is None or any(row.ms is None for row in rows) or not count:
         return []
     busy, idle = (1000 * (a - b) / count for a, b in zip(after, before))
-    return [Stage("CPU elsewhere", f"ms of the machine's busy CPU per {unit} not in the rows above (docker-proxy, dockerd, ...)",
+    return [Stage("CPU elsewhere", f"ms of the machine's busy CPU per {unit} not in the rows above (kernel networking, docker-proxy, dockerd)",
                   max(busy - sum(row.ms for row in rows), 0.0)),
             Stage("CPU idle", f"ms of idle CPU per {unit}: cores that waited", idle)]
