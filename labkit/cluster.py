@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from labkit.engine import docker
-from labkit.node import Node, NodeError, node_image
+from labkit.node import Node, NodeError, load_images, node_image
 
 PREFIX = "labkit-cluster"
 CLUSTER_LABEL = "org.labkit.cluster"
@@ -244,15 +244,19 @@ Stop it with: make cluster-down""")
         """Every node gets the host's version of each tag (`docker save | docker load`, only what it lacks)."""
         started = time.monotonic()
 
-        def load_into(node: Node) -> str:
-            missing = node.missing_images(tags)
-            if missing:
-                node.load_images(missing)
-            return f"{node.name}: {'loaded ' + ', '.join(missing) if missing else 'has every image'}"
-
+        nodes = [self.manager, *self.workers()]
         with ThreadPoolExecutor(self.nodes) as pool:
-            for line in pool.map(load_into, [self.manager, *self.workers()]):
-                log(line)
+            missing = dict(zip((node.name for node in nodes), pool.map(lambda node: node.missing_images(tags), nodes)))
+        # The nodes that lack the same images get them from one `docker save` (usually: all of them).
+        groups: dict[tuple[str, ...], list[Node]] = {}
+        for node in nodes:
+            if missing[node.name]:
+                groups.setdefault(tuple(missing[node.name]), []).append(node)
+        for lacking, group in groups.items():
+            load_images(group, list(lacking))
+        for node in nodes:
+            lacking = missing[node.name]
+            log(f"{node.name}: {'loaded ' + ', '.join(lacking) if lacking else 'has every image'}")
         log(f"{len(tags)} image(s) on {self.nodes} node(s)", started)
 
     # ---- the week's service -----------------------------------------------------------------------

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from labkit.engine import docker
@@ -131,19 +133,7 @@ class Node:
 
     def load_images(self, tags: list[str], timeout: float = LOAD_TIMEOUT) -> None:
         """Copy images from the host's engine into the node: `docker save | docker exec -i NODE docker load`."""
-        save = subprocess.Popen(["docker", "save", *tags], stdout=subprocess.PIPE)
-        try:
-            load = subprocess.run(["docker", "exec", "-i", self.name, "docker", "load", "-q"], stdin=save.stdout,
-                                  capture_output=True, text=True, timeout=timeout)
-        finally:
-            save.stdout.close()
-            try:
-                save.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                save.kill()
-                save.wait()
-        if load.returncode != 0 or save.returncode != 0:
-            raise NodeError(f"node {self.name}: loading {', '.join(tags)} failed: {load.stderr.strip()[-500:]}")
+        load_images([self], tags, timeout)
 
     def running(self) -> bool:
         state = docker("inspect", "-f", "{{.State.Running}}", self.name)
@@ -170,3 +160,53 @@ class Node:
         """The node's container and its engine's volume (images, containers, build cache) go."""
         docker("rm", "-f", "-v", self.name, timeout=120)
         docker("volume", "rm", "-f", self.volume, timeout=120)
+
+
+def load_images(nodes: list[Node], tags: list[str], timeout: float = LOAD_TIMEOUT) -> None:
+    """Copy images from the host's engine into every node at once: one `docker save`, its stream fed to
+    each node's `docker load` (the host reads and tars the layers once, not once per node)."""
+    if not nodes or not tags:
+        return
+    deadline = time.monotonic() + timeout
+    with ExitStack() as files:
+        save_err, *errors = (files.enter_context(tempfile.TemporaryFile()) for _ in range(len(nodes) + 1))
+        save = subprocess.Popen(["docker", "save", *tags], stdout=subprocess.PIPE, stderr=save_err)
+        loads = [subprocess.Popen(["docker", "exec", "-i", node.name, "docker", "load", "-q"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=error) for node, error in zip(nodes, errors)]
+        try:
+            open_inputs = list(loads)
+            while open_inputs and (chunk := save.stdout.read(1 << 20)):
+                if time.monotonic() > deadline:
+                    raise NodeError(f"loading {', '.join(tags)} took more than {timeout:.0f}s")
+                for load in list(open_inputs):
+                    try:
+                        load.stdin.write(chunk)
+                    except BrokenPipeError:  # that node's load failed: its exit code and stderr say why
+                        open_inputs.remove(load)
+            save.stdout.close()  # when every load failed early: `docker save` ends on the closed pipe
+            for load in loads:
+                try:
+                    load.stdin.close()
+                except BrokenPipeError:
+                    pass
+                load.wait(max(deadline - time.monotonic(), 1))
+            save.wait(30)
+        except (NodeError, subprocess.TimeoutExpired):
+            for process in (save, *loads):
+                process.kill()
+                process.wait()
+            raise NodeError(f"loading {', '.join(tags)} into {', '.join(n.name for n in nodes)} took more than "
+                            f"{timeout:.0f}s") from None
+        finally:
+            save.stdout.close()
+        if save.returncode != 0:  # the cause; the nodes' loads of an empty stream fail because of it
+            save_err.seek(0)
+            raise NodeError(f"docker save {' '.join(tags)} failed: "
+                            f"{save_err.read().decode(errors='replace').strip()[-300:]}")
+        failed = []
+        for node, load, error in zip(nodes, loads, errors):
+            error.seek(0)
+            if load.returncode != 0:
+                failed.append(f"{node.name}: {error.read().decode(errors='replace').strip()[-300:]}")
+        if failed:
+            raise NodeError(f"loading {', '.join(tags)} failed: " + "; ".join(failed))

@@ -9,6 +9,7 @@ import pytest
 
 from labkit.cluster import Cluster, down, existing_nodes
 from labkit.engine import docker
+from labkit.node import NodeError, load_images
 from labkit.resources import RUN_LABEL
 
 pytestmark = pytest.mark.cluster
@@ -70,6 +71,12 @@ def test_replicas_of_a_loaded_image_spread_over_the_nodes(cluster):
             break
         time.sleep(0.5)
     assert running == [f"{cluster.prefix}-1", f"{cluster.prefix}-2"]
+
+
+def test_a_load_that_fails_names_the_image_and_the_cause(cluster):
+    """One `docker save` feeds every node: a tag the host lacks fails the load, saying which and why."""
+    with pytest.raises(NodeError, match=r"^docker save labkit/no-such-image:0 failed: \S"):
+        load_images([cluster.manager, *cluster.workers()], ["labkit/no-such-image:0"], timeout=60)
 
 
 def test_down_leaves_no_container_volume_or_network(run_id):
