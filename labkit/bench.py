@@ -281,8 +281,13 @@ def task_ceilings(stages: dict[str, list[bench_stages.Stage]], cores: int | None
         total = sum(cpu.values())
         ceilings[where] = cores * 1000 / total
         parts = " + ".join(f"{name[5:]} {ms:.2f}" for name, ms in cpu.items())
-        lines.append(f"{where}: a task costs {total:.2f} ms of CPU ({parts}): {cores} cores run at most "
-                     f"{ceilings[where]:,.0f} tasks/s, with every core busy on tasks only.")
+        line = (f"{where}: a task costs {total:.2f} ms of CPU ({parts}): {cores} cores run at most "
+                f"{ceilings[where]:,.0f} tasks/s, with every core busy on tasks only")
+        other = next((stage.ms for stage in measured if stage.name == "CPU elsewhere"), None)
+        if other is not None:  # the kernel's networking, docker-proxy: work the tasks cause, no process is charged
+            line += (f"; with the machine's other busy CPU (CPU elsewhere) {total + other:.2f} ms: at most "
+                     f"{cores * 1000 / (total + other):,.0f} tasks/s")
+        lines.append(line + ".")
     first, *others = list(ceilings) or [None]
     for where in others:  # what more CPU per task allows, before any measured tasks/s
         lines.append(f"{where}'s ceiling is {ceilings[where] / ceilings[first]:.0%} of {first}'s.")

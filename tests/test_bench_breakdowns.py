@@ -36,14 +36,19 @@ def test_the_task_ceiling_sums_every_part_s_cpu():
               "capstone": [Stage("CPU: worker", "", None)]}  # not measured: no line
     [line] = task_ceilings(stages, cores=2)
     assert line.startswith("lab 05: a task costs 3.00 ms") and "at most 667 tasks/s" in line
+    assert "elsewhere" not in line  # not measured here: no second bound
+    stages["lab 05"].append(Stage("CPU elsewhere", "", 1.0))
+    assert "(CPU elsewhere) 4.00 ms: at most 500 tasks/s" in task_ceilings(stages, cores=2)[0]
 
 
 def test_the_machine_s_other_busy_and_idle_cpu_are_rows_of_their_own():
     # 1,000 requests; the machine was busy 2 s and idle 1 s over them: 2 ms and 1 ms per request
-    rows, _ = breakdown(STEPS, server_ms=1.0, client_ms=0.5, rows_rate=5_000_000, cores=2,
-                        machine=((10.0, 100.0), (12.0, 101.0)), requests=1000)
+    rows, text = breakdown(STEPS, server_ms=1.0, client_ms=0.5, rows_rate=5_000_000, cores=2,
+                           machine=((10.0, 100.0), (12.0, 101.0)), requests=1000)
     ms = {row.name: row.ms for row in rows}
     assert round(ms["CPU elsewhere"], 6) == 0.5 and round(ms["CPU idle"], 6) == 1.0
+    # and the ceiling with it: 1.5 + 0.5 ms per request on 2 cores
+    assert "(CPU elsewhere) 2.00 ms: at most 1,000 requests/s" in text
 
 
 def test_a_second_service_s_task_ceiling_is_compared_with_the_first_s():
