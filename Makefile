@@ -154,7 +154,9 @@ test-notebooks-b: setup venv-maintainer
 grader-smoke: setup
 	$(LABKIT) grader-check --smoke
 
-test: setup clean release-check ## everything: unit, graded (solutions 100 %, stubs 0), corpus smoke, notebooks: four lanes, times
+# venv-maintainer before the lanes start: three of them need it, and three pip installs into one venv at
+# once (a fresh clone) race each other (one failed: a file of IPython gone while another pip replaced it).
+test: setup venv-maintainer clean release-check ## everything: unit, graded (solutions 100 %, stubs 0), corpus smoke, notebooks: four lanes, times
 	@$(BIN)/python -m labkit.suite
 	@$(LABKIT) clean --check
 
