@@ -31,7 +31,7 @@ import docker
 import redis
 import requests
 
-from labkit import bench_async, bench_batch, bench_stages, bench_sync
+from labkit import bench_async, bench_stages, bench_sync
 from labkit.bench_targets import judge
 from labkit.engine import builder_env
 from labkit.resources import free_port
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suites", default="sync,async,capstone", help="which, comma-separated (default all three)")
     args = parser.parse_args(argv)
     stages: dict[str, list[bench_stages.Stage]] = {}
-    batch: list[tuple[list[bench_batch.Step], str]] = []
+    batch: list[tuple[list[bench_stages.Stage], str]] = []
     suites = {
         "sync": lambda: sync_suite(args.duration, batch),
         "async": lambda: async_suite(args.tasks, args.clients, stages),

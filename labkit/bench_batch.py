@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 
-from labkit.bench_stages import elsewhere
+from labkit.bench_stages import Stage, elsewhere
 
 # Run by `python -c` in the service's container, from its WORKDIR (where the `service` package is).
 # CPU time (process_time) per call, the median of 5 rounds of ~0.2 s each.
@@ -57,13 +56,6 @@ print(json.dumps(steps))
 """
 
 
-@dataclass
-class Step:
-    name: str
-    what: str
-    ms: float | None
-
-
 def inside(container) -> dict[str, float] | None:
     """ms of CPU per 1,000-row request of each step, measured in `container`; None if that failed
     (a student's service without validation_error, say): the table then says "not measured"."""
@@ -78,7 +70,7 @@ def inside(container) -> dict[str, float] | None:
 
 
 def breakdown(steps: dict[str, float] | None, server_ms: float | None, client_ms: float, rows_rate: float,
-              cores: int | None = None, machine=(None, None), requests: int = 0) -> tuple[list[Step], str]:
+              cores: int | None = None, machine=(None, None), requests: int = 0) -> tuple[list[Stage], str]:
     """The breakdown's rows and the sentence under them: the ceiling the measured costs allow.
     `machine`: the machine's (busy, idle) CPU seconds before and after the run of `requests`, for the
     rows "elsewhere" and "idle" (labkit.bench_stages.elsewhere)."""
@@ -87,25 +79,23 @@ def breakdown(steps: dict[str, float] | None, server_ms: float | None, client_ms
     flask = steps.get("flask")
     inner = ("parse", "validate", "predict", "encode")
     known = all(name in steps for name in inner)
+    server = Stage("server in all", "the service container's CPU per request (c=8 batch run)", server_ms)
+    client = Stage("client", "the load clients' CPU per request (locust, same machine)", client_ms)
     rows = [
-        Step("parse the body", "orjson.loads of the 1,000-row JSON", steps.get("parse")),
-        Step("validate", "validation_error(payload)", steps.get("validate")),
-        Step("predict", "model.predict(rows)", steps.get("predict")),
-        Step("encode the answer", "jsonify(result=...) by orjson", steps.get("encode")),
-        Step("Flask", "the request through Flask's test client, less the four above",
-             flask - sum(steps[name] for name in inner) if flask is not None and known else None),
-        Step("gunicorn, HTTP, sockets", "the service container's CPU per request, less Flask's",
-             server_ms - flask if server_ms is not None and flask is not None else None),
-        Step("server in all", "the service container's CPU per request (c=8 batch run)", server_ms),
-        Step("client", "the load clients' CPU per request (locust, same machine)", client_ms),
+        Stage("parse the body", "orjson.loads of the 1,000-row JSON", steps.get("parse")),
+        Stage("validate", "validation_error(payload)", steps.get("validate")),
+        Stage("predict", "model.predict(rows)", steps.get("predict")),
+        Stage("encode the answer", "jsonify(result=...) by orjson", steps.get("encode")),
+        Stage("Flask", "the request through Flask's test client, less the four above",
+              flask - sum(steps[name] for name in inner) if flask is not None and known else None),
+        Stage("gunicorn, HTTP, sockets", "the service container's CPU per request, less Flask's",
+              server_ms - flask if server_ms is not None and flask is not None else None),
+        server, client,
     ]
-    other = []
-    if server_ms is not None:
-        measured = [Step("", "", server_ms), Step("", "", client_ms)]
-        other = [Step(s.name, s.what, s.ms) for s in elsewhere(measured, *machine, requests, "request")]
-        rows += other
     if server_ms is None:
         return rows, "The service container's CPU could not be read (/proc): no ceiling computed."
+    other = elsewhere([server, client], *machine, requests, "request")
+    rows += other
     total = server_ms + client_ms
     ceiling = cores * 1000 / total  # requests per second when every core works on requests only
     text = (f"One request costs this machine {total:.2f} ms of CPU ({server_ms:.2f} server + {client_ms:.2f} client): "

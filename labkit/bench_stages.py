@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import threading
 import time
@@ -39,6 +38,8 @@ from typing import Callable
 
 import docker
 import requests
+
+from labkit.load import cpu_now  # this process's CPU: its client threads and Redis polling
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [2.4, 0.1, 5.3, 4.2]]
 POLL_SECONDS = 0.1  # how often the polling client asks
@@ -193,11 +194,6 @@ def machine_seconds() -> tuple[float, float] | None:
     return (user + nice + system + irq + softirq) / tick, (idle + iowait) / tick
 
 
-def client_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # the client threads run in this process
-    return usage.ru_utime + usage.ru_stime
-
-
 def cpu_per_task(parts: dict[str, list], burst: Callable[[], tuple[int, float]]) -> list[Stage]:
     """ms of CPU per task of each part (name -> its containers) and of the client, over `burst()`,
     which sends tasks and returns how many, and the CPU seconds of the client processes it started
@@ -206,9 +202,9 @@ def cpu_per_task(parts: dict[str, list], burst: Callable[[], tuple[int, float]])
         readings = {name: [cpu_seconds(c) for c in containers] for name, containers in parts.items()}
         return {name: None if None in values else sum(values) for name, values in readings.items()}
 
-    before, client_before, machine_before = now(), client_seconds(), machine_seconds()
+    before, client_before, machine_before = now(), cpu_now(), machine_seconds()
     tasks, client_processes = burst()
-    after, client_after, machine_after = now(), client_seconds() + client_processes, machine_seconds()
+    after, client_after, machine_after = now(), cpu_now() + client_processes, machine_seconds()
     rows = [Stage(f"CPU: {name}", "ms of CPU per task, in a burst of tasks",
                   None if before[name] is None or after[name] is None else 1000 * (after[name] - before[name]) / tasks)
             for name in parts]

@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import docker
 
 from labkit import bench_batch, load
-from labkit.bench_stages import cpu_seconds, machine_seconds
+from labkit.bench_stages import Stage, cpu_seconds, machine_seconds
 from labkit.bench_targets import TARGETS, judge
 from labkit.engine import builder_env
 from labkit.load import Result
@@ -137,7 +137,7 @@ class SyncRun:
     results: dict[tuple[str, int], Result]  # by (what, concurrency)
     single_rate: float  # in-process single-row predicts per second
     rows_rate: float  # in-process rows per second in 1,000-row batches
-    batch: tuple[list[bench_batch.Step], str]  # where a 1,000-row request's CPU goes, and the ceiling
+    batch: tuple[list[Stage], str]  # where a 1,000-row request's CPU goes, and the ceiling
 
 
 def run(duration: float = 5.0, log=print, report=None) -> SyncRun:
@@ -182,13 +182,15 @@ def run(duration: float = 5.0, log=print, report=None) -> SyncRun:
             }[what]
             if what == "slow-hit":  # the one request is cached before the measurement
                 one_request(ports["slow"], http_request("POST", "/predict", single))
-            cpu_before, machine_before = cpu_seconds(service), machine_seconds()
+            breakdown_run = (what, concurrency) == ("batch", 8)  # the CPU readings only around this one
+            if breakdown_run:
+                cpu_before, machine_before = cpu_seconds(service), machine_seconds()
             results[what, concurrency] = run_load(concurrency=concurrency, duration=duration, **kwargs)
             r = results[what, concurrency]
-            cpu_after, machine_after = cpu_seconds(service), machine_seconds()
-            if (what, concurrency) == ("batch", 8) and None not in (cpu_before, cpu_after) and r.requests:
-                server_ms = 1000 * (cpu_after - cpu_before) / r.requests
-                machine = (machine_before, machine_after)
+            if breakdown_run:
+                cpu_after, machine = cpu_seconds(service), (machine_before, machine_seconds())
+                if None not in (cpu_before, cpu_after) and r.requests:
+                    server_ms = 1000 * (cpu_after - cpu_before) / r.requests
             log(f"  {what:<10} c={concurrency:<3} {r.rps:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  "
                 f"p99 {r.p99_ms:7.2f} ms  errors {r.errors}")
         single_rate, rows_rate = in_process_rates()
@@ -249,8 +251,9 @@ def print_table(measured: SyncRun) -> None:
                  f"p50 {hit.p50_ms:.2f} vs {miss.p50_ms:.2f} ms")
     rows = {f"sync:{what}:c={c}": SimpleNamespace(per_second=r.rps, p50_ms=r.p50_ms) for (what, c), r in results.items()}
     rows["sync:model-rows"] = SimpleNamespace(per_second=rows_rate, p50_ms=None)
+    judged = [judge(key, rows) for key in TARGETS if key in rows]
     lines.append("targets (labkit/bench_targets.py): " + "; ".join(
-        f"{judge(key, rows)[0]} {'✓' if judge(key, rows)[1] else '✗'}" for key in TARGETS if key in rows))
+        f"{text} {'✓' if met else '✗'}" for text, met in judged))
     steps, ceiling = measured.batch
     lines += ["", "where the CPU of one 1,000-row request goes (ms per request; labkit/bench_batch.py)"]
     lines += [f"  {step.name:<24} {'' if step.ms is None else f'{step.ms:7.3f}':>7}  {step.what}" for step in steps]
